@@ -1,0 +1,1 @@
+"""Training side of EoTD Studio: data, fine-tuning, evaluation and retraining scripts."""
