@@ -1,0 +1,53 @@
+"""The correction store: SQLAlchemy models, migrations, the :class:`Store` API, export, backup."""
+
+from db.connection import default_url
+from db.migrate import upgrade
+from db.models import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    WITHDRAWN,
+    Correction,
+    Export,
+    Generation,
+    ModelVersion,
+    Problem,
+    Review,
+)
+from db.store import (
+    Conflict,
+    CorrectionRejected,
+    ImportReport,
+    NotFound,
+    ReviewError,
+    Stats,
+    Store,
+    StoreBusy,
+    StoreError,
+    Verdict,
+)
+
+__all__ = [
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
+    "WITHDRAWN",
+    "Conflict",
+    "Correction",
+    "CorrectionRejected",
+    "Export",
+    "Generation",
+    "ImportReport",
+    "ModelVersion",
+    "NotFound",
+    "Problem",
+    "Review",
+    "ReviewError",
+    "Stats",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "Verdict",
+    "default_url",
+    "upgrade",
+]

@@ -1,0 +1,76 @@
+"""Where the store lives and how to connect to it safely from many threads and processes.
+
+``EOTD_DB_URL`` picks the database (any SQLAlchemy URL; PostgreSQL for teams). Without it the store
+is the SQLite file ``eotd.sqlite3`` in ``EOTD_DATA_DIR`` (default ``./var``).
+
+SQLite connections get WAL mode (readers never block the writer), a busy timeout, foreign keys and
+``synchronous=FULL`` (a committed correction survives a crash). The driver's own transaction
+handling is switched off so that we emit ``BEGIN`` ourselves: write transactions use
+``BEGIN IMMEDIATE``, which takes the write lock up front and waits for it under the busy timeout,
+instead of failing with "database is locked" when a read transaction later tries to write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+
+WRITE = "eotd_write"
+"""Execution option: this connection's transactions write (``BEGIN IMMEDIATE`` on SQLite)."""
+
+DB_FILE = "eotd.sqlite3"
+
+
+def data_dir() -> Path:
+    """The data directory: ``EOTD_DATA_DIR`` or ``./var``."""
+    return Path(os.environ.get("EOTD_DATA_DIR", "var"))
+
+
+def default_url() -> str:
+    """``EOTD_DB_URL``, else a SQLite file in the data directory."""
+    url = os.environ.get("EOTD_DB_URL")
+    if url:
+        return url
+    return f"sqlite:///{(data_dir() / DB_FILE).resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for any other database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        raise ValueError(
+            f"{url!r}: the store needs a SQLite file shared by all threads, "
+            "not an in-memory database; use sqlite:////path/to/eotd.sqlite3"
+        )
+    return Path(parsed.database)
+
+
+def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
+    """An engine for ``url``; for SQLite, with the pragmas and transaction control above."""
+    path = sqlite_path(url)
+    if path is None:
+        return create_engine(url, pool_pre_ping=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
