@@ -1,0 +1,356 @@
+"""Program of thought: run an untrusted Python program and read its numeric answer.
+
+``run_program(code)`` returns a :class:`ProgramResult`. The answer is ``ans`` after the run or,
+when the program sets no ``ans`` but defines ``solution()`` (PAL style), what ``solution()``
+returns. Three walls stand between the program and the machine:
+
+1. a static check in the parent (:func:`check_program`): the source is parsed with :mod:`ast`
+   (parsing is not execution) and rejected, with the line number, for imports outside
+   :data:`ALLOWED_MODULES`, dunder names, private or frame-walking attributes, the names in
+   :data:`FORBIDDEN_NAMES`, class definitions, or size over :data:`MAX_SOURCE_BYTES`;
+2. in a sandbox worker the code runs in a fresh namespace whose ``__builtins__`` is
+   :data:`SAFE_BUILTINS` and whose ``__import__`` hands out copies of the allowed modules that
+   hold only their public, non-module attributes (``fractions.sys`` is not reachable);
+3. the worker's rlimits and the parent's wall-clock kill (see :mod:`eotd.sandbox`).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import decimal
+import importlib
+import math
+import numbers
+import types
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eotd.sandbox import run_in_sandbox
+
+MAX_SOURCE_BYTES = 20_000
+"""Programs longer than this (UTF-8 bytes) are rejected unread; real PoT programs are < 2 KB."""
+MEMORY_MB = 256
+"""Address space a program may allocate on top of the warm worker."""
+FILENAME = "<program>"
+
+ALLOWED_MODULES = {
+    "math": "floor, ceil, sqrt, gcd, comb: the everyday arithmetic of word problems",
+    "fractions": "exact rational arithmetic (Fraction) for shares and ratios",
+    "decimal": "exact decimal money arithmetic; the context is reset before every run",
+    "statistics": "mean, median, mode of a list of numbers",
+    "itertools": "combinations and permutations for counting problems",
+    "functools": "reduce and lru_cache for recursive counting",
+    "datetime": "date and time differences (days between dates, durations)",
+}
+"""Importable modules and why: pure computation, no I/O, no way to reach the system once their
+module-valued attributes are stripped. SymPy is deliberately absent: ``sympify`` is ``eval``."""
+
+FORBIDDEN_NAMES = frozenset(
+    {
+        *("eval", "exec", "compile", "open", "input", "globals", "locals", "vars", "getattr"),
+        *("setattr", "delattr", "breakpoint", "help", "memoryview", "__builtins__", "exit"),
+        *("quit", "__import__", "type", "object", "super", "dir"),
+    }
+)
+"""Names rejected outright: code execution, introspection and I/O entry points."""
+
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        *("format", "format_map", "mro", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame"),
+        *("cr_code", "cr_await", "ag_frame", "ag_code", "ag_await", "f_globals", "f_locals"),
+        *("f_back", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next"),
+    }
+)
+"""Attributes rejected besides every name starting with ``_``: frame and code walking, and
+``str.format``, whose ``{0.attr}`` fields read attributes the static check cannot see."""
+
+_SAFE_BUILTIN_NAMES = [
+    *("abs", "min", "max", "sum", "round", "int", "float", "len", "range", "list", "dict", "set"),
+    *("tuple", "sorted", "enumerate", "zip", "map", "filter", "divmod", "pow", "str", "bool"),
+    *("print", "isinstance", "any", "all", "reversed"),
+    # useful and harmless extras: pure functions and immutable types
+    *("frozenset", "complex", "chr", "ord", "hex", "bin", "oct", "next", "iter", "slice", "hash"),
+    *("callable", "repr", "ascii", "True", "False", "None", "NotImplemented", "Ellipsis"),
+    # so that programs can raise and catch the everyday errors
+    *("Exception", "ArithmeticError", "ZeroDivisionError", "OverflowError", "ValueError"),
+    *("TypeError", "KeyError", "IndexError", "LookupError", "StopIteration", "AssertionError"),
+    *("RuntimeError", "NameError"),
+]
+
+STATUSES = (
+    "ok",
+    "syntax_error",
+    "forbidden",
+    "runtime_error",
+    "timeout",
+    "memory_error",
+    "no_answer",
+)
+
+
+@dataclass
+class ProgramResult:
+    """The outcome of one program run.
+
+    ``status`` is one of :data:`STATUSES`; ``answer`` is the float answer when ``ok``; ``error`` a
+    sentence naming the problem (and its line when known, also in ``line``, 1-based);
+    ``stdout`` what the program printed (capped).
+    """
+
+    status: str
+    answer: float | None = None
+    error: str | None = None
+    stdout: str = ""
+    line: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Static check (parent).
+
+
+def _identifiers(node: ast.AST) -> list[tuple[str, str]]:
+    """The identifiers a node introduces or uses, as (kind, name) pairs."""
+    found: list[tuple[str, str | None]] = []
+    if isinstance(node, ast.Name):
+        found.append(("name", node.id))
+    elif isinstance(node, ast.Attribute):
+        found.append(("attribute", node.attr))
+    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        found.append(("name", node.name))
+    elif isinstance(node, ast.arg | ast.keyword):
+        found.append(("name", node.arg))
+    elif isinstance(node, ast.alias):
+        found.append(("name", node.asname))
+    elif isinstance(node, ast.Global | ast.Nonlocal):
+        found.extend(("name", name) for name in node.names)
+    elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar):
+        found.append(("name", node.name))
+    elif isinstance(node, ast.MatchMapping):
+        found.append(("name", node.rest))
+    return [(kind, unicodedata.normalize("NFKC", name)) for kind, name in found if name]
+
+
+def _violation(node: ast.AST) -> str | None:
+    """Why ``node`` is not allowed, or None."""
+    if isinstance(node, ast.ClassDef):
+        return "class definitions are not allowed"
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        names += [] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        for module in names:
+            module = unicodedata.normalize("NFKC", module)
+            if getattr(node, "level", 0) or module not in ALLOWED_MODULES:
+                allowed = ", ".join(sorted(ALLOWED_MODULES))
+                return f"import of '{module or '.'}' is not allowed (allowed: {allowed})"
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    return f"importing the private name '{alias.name}' is not allowed"
+    for kind, name in _identifiers(node):
+        if name.startswith("__") and name.endswith("__") and name != "__name__":
+            return f"the dunder {kind} '{name}' is not allowed"
+        if kind == "name" and name in FORBIDDEN_NAMES:
+            return f"'{name}' is not allowed"
+        if kind == "attribute" and (name.startswith("_") or name in FORBIDDEN_ATTRIBUTES):
+            return f"access to the attribute '.{name}' is not allowed"
+    return None
+
+
+def check_program(code: str) -> ProgramResult | None:
+    """Statically check ``code``: None if it may run, else the failing result (not run)."""
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        return ProgramResult(
+            "forbidden", error=f"the program is {size} bytes; the limit is {MAX_SOURCE_BYTES}"
+        )
+    try:
+        tree = ast.parse(code, FILENAME)
+    except SyntaxError as exc:
+        return _syntax_error(exc)
+    except (RecursionError, MemoryError):
+        return ProgramResult("syntax_error", error="the program is nested too deeply to parse")
+    except ValueError as exc:  # e.g. null bytes
+        return ProgramResult("syntax_error", error=f"the program cannot be parsed: {exc}")
+    for node in ast.walk(tree):  # iterative, so deep trees are fine
+        reason = _violation(node)
+        if reason:
+            line = getattr(node, "lineno", None)
+            prefix = f"line {line}: " if line else ""
+            return ProgramResult("forbidden", error=prefix + reason, line=line)
+    try:
+        compile(tree, FILENAME, "exec")  # catches what only the compiler sees: `return` at top
+    except SyntaxError as exc:
+        return _syntax_error(exc)
+    except (RecursionError, MemoryError, ValueError):
+        return ProgramResult("syntax_error", error="the program is nested too deeply to compile")
+    return None
+
+
+def _syntax_error(exc: SyntaxError) -> ProgramResult:
+    line = exc.lineno
+    where = f"line {line}: " if line else ""
+    return ProgramResult("syntax_error", error=f"{where}{type(exc).__name__}: {exc.msg}", line=line)
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution (worker).
+
+_module_cache: dict[str, dict[str, Any]] = {}
+_class_snapshots: list[tuple[type, dict[str, Any]]] = []
+
+
+def _public_attributes(name: str) -> dict[str, Any]:
+    """The attributes a program sees on module ``name``: public and not themselves modules."""
+    if name not in _module_cache:
+        module = importlib.import_module(name)
+        _module_cache[name] = {
+            key: value
+            for key, value in vars(module).items()
+            if not key.startswith("_") and not isinstance(value, types.ModuleType)
+        }
+    return _module_cache[name]
+
+
+def _snapshot_classes() -> None:
+    """Remember the Python-level classes programs can reach, to undo any tampering after a run."""
+    for name in ALLOWED_MODULES:
+        for value in _public_attributes(name).values():
+            if isinstance(value, type) and not value.__flags__ & (1 << 8):  # not immutable
+                _class_snapshots.append((value, dict(vars(value))))
+
+
+def _restore_classes() -> None:
+    for cls, saved in _class_snapshots:
+        current = vars(cls)
+        if current == saved:
+            continue
+        for key in [k for k in current if k not in saved]:
+            delattr(cls, key)
+        for key, value in saved.items():
+            if current.get(key) is not value and key not in ("__dict__", "__weakref__"):
+                setattr(cls, key, value)
+
+
+def _restricted_import(
+    name: str,
+    globals: Any = None,  # the signature of __import__
+    locals: Any = None,
+    fromlist: Any = (),
+    level: int = 0,
+) -> types.ModuleType:
+    """``__import__`` for programs: a fresh copy of an allowed module's public attributes."""
+    if level or name not in ALLOWED_MODULES:
+        raise ImportError(f"import of '{name}' is not allowed")
+    module = types.ModuleType(name)
+    vars(module).update(_public_attributes(name))
+    return module
+
+
+def _safe_builtins() -> dict[str, Any]:
+    safe = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
+    safe["__import__"] = _restricted_import
+    return safe
+
+
+def _program_line(exc: BaseException) -> int | None:
+    """The line of the program's own code where ``exc`` was raised (innermost)."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _to_number(value: Any, what: str) -> tuple[str, float | None, str | None]:
+    """Turn the program's answer into a float, or explain why it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return "no_answer", None, f"{what} is {type(value).__name__} {shown}, not a number"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, ArithmeticError):
+        return "no_answer", None, f"{what} is too large to be a float"
+    if not math.isfinite(number):
+        return "no_answer", None, f"{what} is {number}, not a finite number"
+    return "ok", number, None
+
+
+def execute_program(code: str) -> tuple[str, float | None, str | None, int | None]:
+    """Run ``code`` here and now (call it through the sandbox only) and read its answer.
+
+    Returns ``(status, answer, error, line)``. Safe to call on code that skipped
+    :func:`check_program`: the restricted builtins and import still apply.
+    """
+    try:
+        compiled = compile(code, FILENAME, "exec")
+    except SyntaxError as exc:
+        result = _syntax_error(exc)
+        return result.status, None, result.error, result.line
+    except (RecursionError, MemoryError, ValueError):
+        return "syntax_error", None, "the program cannot be compiled", None
+    if not _class_snapshots:
+        _snapshot_classes()
+    namespace: dict[str, Any] = {"__builtins__": _safe_builtins(), "__name__": "__main__"}
+    decimal.setcontext(decimal.Context())
+    try:
+        exec(compiled, namespace)
+        if "ans" in namespace:
+            what, value = "ans", namespace["ans"]
+        elif callable(namespace.get("solution")):
+            what, value = "solution()", namespace["solution"]()
+        else:
+            return "no_answer", None, "the program neither sets `ans` nor defines solution()", None
+    except MemoryError as exc:
+        line = _program_line(exc)
+        return "memory_error", None, _located("the program ran out of memory", line), line
+    except BaseException as exc:
+        line = _program_line(exc)
+        return "runtime_error", None, _located(_exception_text(exc), line), line
+    finally:
+        _restore_classes()
+    status, answer, error = _to_number(value, what)
+    return status, answer, error, None
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    message = message if len(message) <= 300 else message[:297] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _located(message: str, line: int | None) -> str:
+    return f"{message} (line {line})" if line else message
+
+
+def run_program(code: str, timeout: float = 5.0) -> ProgramResult:
+    """Check ``code`` statically, run it in the sandbox, and return its numeric answer."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str, not {type(code).__name__}")
+    rejected = check_program(code)
+    if rejected is not None:
+        return rejected
+    outcome = run_in_sandbox(execute_program, code, timeout=timeout, memory_mb=MEMORY_MB)
+    if outcome.status == "ok":
+        status, answer, error, line = outcome.value
+        return ProgramResult(status, answer, error, outcome.stdout, line)
+    if outcome.status == "timeout":
+        error = f"the program did not finish within {timeout:g} s (an endless loop?)"
+        return ProgramResult("timeout", error=error, stdout=outcome.stdout)
+    if outcome.status == "memory_error":
+        error = f"the program ran out of memory ({MEMORY_MB} MB)"
+        return ProgramResult("memory_error", error=error, stdout=outcome.stdout)
+    return ProgramResult("runtime_error", error=outcome.error, stdout=outcome.stdout)

@@ -1,0 +1,488 @@
+"""A warm pool of sandboxed worker processes that run one function call each, with limits.
+
+``run_in_sandbox(fn, *args, timeout=..., memory_mb=...)`` sends a module-level function (pickled
+by reference) and its arguments to a worker process and returns a :class:`SandboxOutcome`; it
+never raises for anything the task does. Workers are started ahead and preloaded (``math``,
+``sympy``, the ``eotd`` engine), so a call costs a pipe round trip, not a process start.
+
+How the workers are started: each is a fresh interpreter launched with :mod:`subprocess`
+(``python -c ...``) that talks to the parent over a socket pair framed by
+:class:`multiprocessing.connection.Connection`. This is the "spawn" start method without its one
+drawback for us: multiprocessing's ``spawn`` and ``forkserver`` both re-run the parent's
+``__main__`` module in every child (for ``python app.py`` that imports Gradio and torch into each
+worker, seconds and hundreds of MB, and breaks a small address-space limit). ``fork`` is unsafe
+from a threaded parent and would copy its models. A fresh interpreter inherits nothing but the
+environment we hand it (a minimal one, so no secrets), and starts in about a second; a worker that
+is killed is replaced at once in the background, so the caller that timed out does not wait.
+
+Limits, three walls deep (the callers add a static check as the first):
+- wall clock, enforced by the parent from whatever thread calls (no SIGALRM): past the deadline
+  the worker's whole process group gets SIGKILL and a fresh worker takes its place;
+- in the worker: ``RLIMIT_AS`` (its warm size plus ``memory_mb``; allocation beyond it raises
+  ``MemoryError``), ``RLIMIT_CPU`` (a backstop a little past the timeout), ``RLIMIT_NPROC=0``,
+  ``RLIMIT_FSIZE=0`` (no file writes), a small ``RLIMIT_NOFILE``, no core dumps;
+- no new processes: the kernel ignores ``RLIMIT_NPROC`` for root, so a seccomp filter also makes
+  fork, clone and exec fail with EPERM (Linux x86_64/aarch64); and a worker started as root drops
+  to ``nobody`` when the interpreter's files are readable by ``nobody`` (not so under /root).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+STDOUT_CAP = 10_000
+"""Characters of the task's printed output kept; the rest is replaced by a marker."""
+STARTUP_TIMEOUT = 60.0
+"""Seconds a fresh worker may take to import its preloads and report ready."""
+PRELOAD = ("math", "fractions", "decimal", "sympy", "eotd", "eotd.program")
+"""Modules every worker imports before its first task (trusted code, before the limits)."""
+OPEN_FILES = 32
+"""RLIMIT_NOFILE in the worker: enough for lazy imports, too few to hoard descriptors."""
+NOBODY_UID = 65534
+
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+_BOOT = "import sys; from eotd.sandbox import _worker_main; _worker_main(int(sys.argv[1]))"
+_MIB = 1 << 20
+
+
+@dataclass
+class SandboxOutcome:
+    """What became of one sandboxed call.
+
+    ``status`` is ``"ok"`` (``value`` holds the return value), ``"timeout"`` (wall or CPU limit),
+    ``"memory_error"`` (the task hit its memory limit), ``"error"`` (the task raised; ``error``
+    is ``"ExcType: message"`` and ``exc_type`` the class name) or ``"crashed"`` (the worker died,
+    e.g. a segfault, or could not start). ``error`` is a sentence for every status but ``"ok"``.
+    """
+
+    status: str
+    value: Any = None
+    error: str | None = None
+    exc_type: str | None = None
+    stdout: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker side (runs in the child process).
+
+
+class _CappedWriter(io.TextIOBase):
+    """A text sink for ``sys.stdout`` that keeps the first ``cap`` characters."""
+
+    def __init__(self, cap: int) -> None:
+        self._parts: list[str] = []
+        self._left = cap
+        self._truncated = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if len(text) > self._left:
+            self._truncated = True
+        if self._left > 0:
+            self._parts.append(text[: self._left])
+            self._left -= len(self._parts[-1])
+        return len(text)
+
+    def getvalue(self) -> str:
+        text = "".join(self._parts)
+        return text + "\n[output truncated]" if self._truncated else text
+
+
+def _address_space() -> int:
+    """This process's current virtual size in bytes (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_SECCOMP_ARCHES = {
+    # machine: (AUDIT_ARCH_*, syscalls that create processes or run programs)
+    "x86_64": (0xC000003E, (56, 57, 58, 59, 322, 435)),  # clone fork vfork execve execveat clone3
+    "aarch64": (0xC00000B7, (220, 221, 281, 435)),  # clone execve execveat clone3
+}
+
+
+def _forbid_new_processes() -> bool:
+    """Install a seccomp filter making fork/clone/exec fail with EPERM; False if unsupported.
+
+    ``RLIMIT_NPROC`` does the same for ordinary users, but the kernel never applies it to root,
+    and a worker stays root where the interpreter is not readable by ``nobody``.
+    """
+    import ctypes
+    import errno
+
+    arch = _SECCOMP_ARCHES.get(os.uname().machine)
+    if arch is None or not sys.platform.startswith("linux"):
+        return False
+    audit_arch, syscalls = arch
+    load, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, RET_ERRNO
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS: a foreign ABI (x32, i386) is not allowed
+    n = len(syscalls)
+    program = [(load, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, kill), (load, 0, 0, 0)]
+    program.append((0x35, n + 2, 0, 0x40000000))  # BPF_JGE: x32 syscall numbers -> kill
+    program += [(jeq, n - i, 0, number) for i, number in enumerate(syscalls)]
+    program += [(ret, 0, 0, allow), (ret, 0, 0, deny), (ret, 0, 0, kill)]
+    filters = (ctypes.c_uint64 * len(program))()
+    for i, (code, jt, jf, k) in enumerate(program):
+        filters[i] = code | jt << 16 | jf << 24 | k << 32
+    prog = (ctypes.c_uint64 * 2)(len(program), ctypes.addressof(filters))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    return libc.prctl(22, 2, ctypes.addressof(prog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+
+
+def _nobody_can_import() -> bool:
+    """Whether every directory on ``sys.path`` is readable by other users (so lazy imports
+    keep working after dropping to ``nobody``); not so for e.g. an interpreter under /root."""
+    import stat
+
+    for entry in filter(os.path.isdir, sys.path):
+        path = Path(entry).resolve()
+        for directory in (path, *path.parents):
+            mode = directory.stat().st_mode
+            needed = stat.S_IXOTH | (stat.S_IROTH if directory == path else 0)
+            if mode & needed != needed:
+                return False
+    return True
+
+
+def _lock_down() -> None:
+    """Apply the limits that hold for the worker's whole life; drop root to ``nobody``."""
+    import resource
+
+    sys.dont_write_bytecode = True
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG
+    _forbid_new_processes()
+    if os.geteuid() == 0 and _nobody_can_import():
+        os.setgroups([])
+        os.setgid(NOBODY_UID)
+        os.setuid(NOBODY_UID)
+    for limit, value in (
+        (resource.RLIMIT_NPROC, 0),
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, OPEN_FILES),
+    ):
+        resource.setrlimit(limit, (value, value))
+
+
+def _set_task_limits(timeout: float, memory_mb: int) -> None:
+    import resource
+
+    base = _address_space()
+    if base:
+        resource.setrlimit(resource.RLIMIT_AS, (base + memory_mb * _MIB, resource.RLIM_INFINITY))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(usage.ru_utime + usage.ru_stime + timeout) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+
+
+def _clear_task_limits() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not take the worker down
+        message = "<unprintable>"
+    return f"{type(exc).__name__}: {message[:2000]}" if message else type(exc).__name__
+
+
+def _run_task(raw: bytes) -> bytes:
+    """Run one task message and return the pickled reply."""
+    sys_path, payload, timeout, memory_mb = pickle.loads(raw)
+    if sys_path is not None:
+        sys.path.extend(p for p in sys_path if p not in sys.path)
+    out = _CappedWriter(STDOUT_CAP)
+    _set_task_limits(timeout, memory_mb)
+    try:
+        with contextlib.redirect_stdout(out):
+            try:
+                fn, args = pickle.loads(payload)
+                value = fn(*args)
+                reply: tuple[Any, ...] = ("ok", value, None, None)
+            except MemoryError as exc:
+                reply = ("memory_error", None, _describe(exc), "MemoryError")
+            except BaseException as exc:
+                reply = ("error", None, _describe(exc), type(exc).__name__)
+        try:
+            return pickle.dumps((*reply, out.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            reply = ("memory_error", None, "MemoryError: the result is too large", "MemoryError")
+        except Exception as exc:
+            reply = ("error", None, f"the result cannot be sent back: {_describe(exc)}", "")
+        return pickle.dumps((*reply, out.getvalue()))
+    finally:
+        _clear_task_limits()
+
+
+def _worker_main(fd: int) -> None:
+    """Entry point of a worker process: preload, lock down, then serve tasks until EOF."""
+    import importlib
+
+    conn = Connection(fd)
+    sys.path.extend(p for p in conn.recv() if p not in sys.path)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    _lock_down()
+    conn.send_bytes(b"ready")
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        conn.send_bytes(_run_task(raw))
+
+
+# ----------------------------------------------------------------------------------------------
+# Parent side.
+
+
+def _worker_env() -> dict[str, str]:
+    """A minimal environment: the worker needs to find Python and our package, nothing secret."""
+    env = {"PYTHONPATH": _PROJECT_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+    for key in ("PATH", "SYSTEMROOT", "VIRTUAL_ENV"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _parent_path() -> list[str]:
+    return [os.path.abspath(p) for p in sys.path]
+
+
+class _Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-B", "-c", _BOOT, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=_worker_env(),
+                cwd="/",
+                start_new_session=True,
+            )
+            self.conn = Connection(ours.detach())
+        self.sent_path = _parent_path()
+        self.conn.send(self.sent_path)
+        self.ready = False
+
+    def check_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the worker's ready message; False if it is not (yet) up."""
+        if not self.ready:
+            try:
+                self.ready = self.conn.poll(timeout) and self.conn.recv_bytes() == b"ready"
+            except (EOFError, OSError):
+                return False
+        return self.ready
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group (it and anything it forked) and reap it."""
+        if self.proc.returncode is None:  # not reaped yet, so the pid is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.conn.close()
+
+    def death(self) -> str:
+        """A sentence saying how the worker ended."""
+        try:
+            code = self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return "the sandbox worker stopped answering"
+        if code < 0:
+            return f"the sandbox worker died ({signal.Signals(-code).name})"
+        return f"the sandbox worker exited with status {code}"
+
+
+class _Pool:
+    """A fixed-size set of warm workers shared by all threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._cond = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._members: set[_Worker] = set()
+        self._starting = 0
+
+    def acquire(self) -> _Worker:
+        """Take a free worker (a ready one first), starting one if the pool is short; else wait."""
+        with self._cond:
+            while True:
+                for worker in list(self._idle):
+                    if not worker.alive():
+                        self._idle.remove(worker)
+                        self._members.discard(worker)
+                        worker.kill()
+                for worker in self._idle:
+                    if worker.check_ready(0):
+                        self._idle.remove(worker)
+                        return worker
+                if self._idle:
+                    return self._idle.pop(0)
+                if len(self._members) + self._starting < self.size:
+                    self._starting += 1
+                    break
+                self._cond.wait()
+        return self._start(idle=False)
+
+    def _start(self, idle: bool) -> _Worker:
+        try:
+            worker = _Worker()
+        finally:
+            with self._cond:
+                self._starting -= 1
+        with self._cond:
+            self._members.add(worker)
+            if idle:
+                self._idle.append(worker)
+                self._cond.notify()
+        return worker
+
+    def release(self, worker: _Worker, healthy: bool) -> None:
+        """Return a worker after a call; an unhealthy one is killed and replaced at once."""
+        with self._cond:
+            member = worker in self._members
+            if healthy and member:
+                self._idle.append(worker)
+                self._cond.notify()
+                return
+            self._members.discard(worker)
+            replace = member and len(self._members) + self._starting < self.size
+            if replace:
+                self._starting += 1
+        worker.kill()
+        if replace:
+            self._start(idle=True)
+
+    def warm_up(self) -> None:
+        """Start every worker now and wait until all are ready."""
+        with self._cond:
+            missing = self.size - len(self._members) - self._starting
+            self._starting += max(missing, 0)
+        for _ in range(max(missing, 0)):
+            self._start(idle=True)
+        with self._cond:
+            workers = list(self._idle)
+        for worker in workers:
+            worker.check_ready(STARTUP_TIMEOUT)
+
+    def shutdown(self) -> None:
+        """Kill every worker, busy or idle; the pool restarts lazily if used again."""
+        with self._cond:
+            workers = list(self._members)
+            self._members.clear()
+            self._idle.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            worker.kill()
+
+    def pids(self) -> list[int]:
+        with self._cond:
+            return sorted(worker.proc.pid for worker in self._members)
+
+
+_POOL = _Pool(min(2, os.cpu_count() or 1))
+
+
+def _outcome(status: str, error: str | None, started: float, **extra: Any) -> SandboxOutcome:
+    return SandboxOutcome(status, error=error, elapsed=time.monotonic() - started, **extra)
+
+
+def run_in_sandbox(
+    fn: Callable[..., Any], *args: Any, timeout: float = 5.0, memory_mb: int = 512
+) -> SandboxOutcome:
+    """Call ``fn(*args)`` in a warm sandboxed worker and report what happened.
+
+    ``fn`` must be a module-level function and ``args`` and its return value picklable.
+    ``timeout`` is wall-clock seconds for the call itself (waiting for a free worker does not
+    count); ``memory_mb`` is how much address space the call may add to the warm worker.
+    Thread-safe: each call takes a free worker or waits for one.
+    """
+    if timeout <= 0 or memory_mb <= 0:
+        raise ValueError("timeout and memory_mb must be positive")
+    try:
+        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise TypeError(
+            f"run_in_sandbox needs a module-level function and picklable arguments: {exc}"
+        ) from exc
+    path = _parent_path()
+    worker = _POOL.acquire()
+    healthy = False
+    started = time.monotonic()
+    try:
+        if not worker.check_ready(STARTUP_TIMEOUT):
+            return _outcome("crashed", f"could not start: {worker.death()}", started)
+        started = time.monotonic()
+        message = (None if path == worker.sent_path else path, payload, timeout, memory_mb)
+        try:
+            worker.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+            worker.sent_path = path
+            if not worker.conn.poll(timeout):
+                return _outcome("timeout", f"the call did not finish within {timeout:g} s", started)
+            status, value, error, exc_type, stdout = pickle.loads(worker.conn.recv_bytes())
+        except (EOFError, OSError):
+            if worker.proc.poll() == -signal.SIGXCPU:
+                return _outcome("timeout", "the call used up its CPU time limit", started)
+            return _outcome("crashed", worker.death(), started)
+        healthy = True
+        if status == "memory_error":
+            error = f"the call ran out of memory (limit {memory_mb} MB): {error}"
+        return _outcome(status, error, started, value=value, exc_type=exc_type, stdout=stdout)
+    finally:
+        _POOL.release(worker, healthy)
+
+
+def warm_up() -> None:
+    """Start all workers now (optional: the pool otherwise starts on first use)."""
+    _POOL.warm_up()
+
+
+def shutdown() -> None:
+    """Stop all workers. Called at exit; a later call to :func:`run_in_sandbox` restarts them."""
+    _POOL.shutdown()
+
+
+atexit.register(shutdown)
