@@ -180,12 +180,14 @@ def check_program(code: str) -> ProgramResult | None:
         return ProgramResult("syntax_error", error="the program is nested too deeply to parse")
     except ValueError as exc:  # e.g. null bytes
         return ProgramResult("syntax_error", error=f"the program cannot be parsed: {exc}")
-    for node in ast.walk(tree):  # iterative, so deep trees are fine
-        reason = _violation(node)
-        if reason:
-            line = getattr(node, "lineno", None)
-            prefix = f"line {line}: " if line else ""
-            return ProgramResult("forbidden", error=prefix + reason, line=line)
+    violations = [  # ast.walk is iterative, so deep trees are fine
+        (getattr(node, "lineno", 0), _end(node), reason)
+        for node in ast.walk(tree)
+        if (reason := _violation(node))
+    ]
+    if violations:
+        line, _, reason = min(violations)  # the first to end, in reading order
+        return ProgramResult("forbidden", error=f"line {line}: {reason}", line=line)
     try:
         compile(tree, FILENAME, "exec")  # catches what only the compiler sees: `return` at top
     except SyntaxError as exc:
@@ -193,6 +195,10 @@ def check_program(code: str) -> ProgramResult | None:
     except (RecursionError, MemoryError, ValueError):
         return ProgramResult("syntax_error", error="the program is nested too deeply to compile")
     return None
+
+
+def _end(node: ast.AST) -> tuple[int, int]:
+    return getattr(node, "end_lineno", None) or 0, getattr(node, "end_col_offset", None) or 0
 
 
 def _syntax_error(exc: SyntaxError) -> ProgramResult:

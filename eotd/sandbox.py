@@ -315,7 +315,13 @@ class _Worker:
         return self.ready
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        """Whether the process runs and, once ready, has not hung up (idle workers never talk)."""
+        if self.proc.poll() is not None:
+            return False
+        try:
+            return not (self.ready and self.conn.poll(0))
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL the worker's process group (it and anything it forked) and reap it."""

@@ -1,0 +1,301 @@
+"""The sandbox worker pool: real worker processes, real limits, real kills."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from eotd import sandbox
+from eotd.sandbox import run_in_sandbox
+
+MARGIN = 2.0  # seconds of slack on a shared 2-core machine
+
+
+# Tasks: module-level so they pickle by reference and run in the worker. ----------------------
+
+
+def echo(value: object) -> object:
+    print("echo", value)
+    return value
+
+
+def worker_pid() -> int:
+    return os.getpid()
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def allocate(n_bytes: int) -> int:
+    return len(bytearray(n_bytes))
+
+
+def fail() -> None:
+    raise ValueError("bad input 7")
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def fork_once() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    return pid
+
+
+def run_true() -> int:
+    return subprocess.run(["true"], check=False).returncode
+
+
+def write_file(path: str) -> int:
+    with open(path, "w") as handle:
+        return handle.write("x" * 100)
+
+
+def limits() -> dict[str, tuple[int, int]]:
+    names = ("RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")
+    return {name: resource.getrlimit(getattr(resource, name)) for name in names}
+
+
+def environment() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def loaded_modules() -> list[str]:
+    return sorted(sys.modules)
+
+
+def make_lambda() -> object:
+    return lambda: 1
+
+
+def shout() -> None:
+    print("y" * 100_000)
+
+
+def sleep_then(value: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return value
+
+
+# Helpers. ------------------------------------------------------------------------------------
+
+
+def children() -> list[int]:
+    """Pids of this process's children, zombies included, straight from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                found.append(int(entry.name))
+    return found
+
+
+def settle(expected: int, seconds: float = 10.0) -> list[int]:
+    """Wait until this process has ``expected`` children (replacements start asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while len(children()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_pool():
+    sandbox.warm_up()
+    yield
+
+
+# Statuses. -----------------------------------------------------------------------------------
+
+
+def test_ok_returns_value_and_captured_stdout():
+    outcome = run_in_sandbox(echo, {"a": [1, 2.5]})
+    assert outcome.ok and outcome.status == "ok"
+    assert outcome.value == {"a": [1, 2.5]}
+    assert outcome.stdout == "echo {'a': [1, 2.5]}\n"
+    assert outcome.error is None
+    assert outcome.to_dict()["value"] == {"a": [1, 2.5]}
+
+
+def test_runs_in_another_process():
+    assert run_in_sandbox(worker_pid).value != os.getpid()
+
+
+def test_exception_is_reported_as_error():
+    outcome = run_in_sandbox(fail)
+    assert outcome.status == "error"
+    assert outcome.exc_type == "ValueError"
+    assert outcome.error == "ValueError: bad input 7"
+
+
+def test_timeout_kills_the_worker_and_a_fresh_one_takes_its_place():
+    before = set(sandbox._POOL.pids())
+    started = time.monotonic()
+    outcome = run_in_sandbox(spin, timeout=0.3)
+    assert outcome.status == "timeout"
+    assert "0.3 s" in outcome.error
+    assert time.monotonic() - started < 0.3 + MARGIN
+    after = set(sandbox._POOL.pids())
+    killed = before - after
+    assert len(killed) == 1
+    assert not Path(f"/proc/{killed.pop()}").exists()  # killed and reaped, no zombie
+    assert run_in_sandbox(echo, 5, timeout=30).value == 5
+
+
+def test_memory_limit_raises_memory_error_and_worker_survives():
+    outcome = run_in_sandbox(allocate, 2 << 30, memory_mb=64)
+    assert outcome.status == "memory_error"
+    assert "64 MB" in outcome.error
+    assert run_in_sandbox(allocate, 10 << 20, memory_mb=64).value == 10 << 20
+
+
+def test_segfault_is_reported_as_crash_and_the_pool_recovers():
+    outcome = run_in_sandbox(segfault)
+    assert outcome.status == "crashed"
+    assert "SIGSEGV" in outcome.error
+    assert run_in_sandbox(echo, "again", timeout=30).value == "again"
+
+
+def dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+def test_worker_killed_while_idle_is_replaced():
+    pids = sandbox._POOL.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not all(map(dead, pids)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run_in_sandbox(echo, 1, timeout=30).value == 1
+    assert run_in_sandbox(echo, 2, timeout=30).value == 2
+
+
+def test_unpicklable_function_is_refused_in_the_caller():
+    with pytest.raises(TypeError, match="module-level function"):
+        run_in_sandbox(lambda: 1)
+
+
+def test_unpicklable_result_is_an_error_not_a_crash():
+    outcome = run_in_sandbox(make_lambda)
+    assert outcome.status == "error"
+    assert "cannot be sent back" in outcome.error
+    assert run_in_sandbox(echo, 3).value == 3
+
+
+def test_stdout_is_capped():
+    outcome = run_in_sandbox(shout)
+    assert outcome.ok
+    assert len(outcome.stdout) < sandbox.STDOUT_CAP + 100
+    assert outcome.stdout.endswith("[output truncated]")
+
+
+def test_bad_limits_are_refused():
+    with pytest.raises(ValueError):
+        run_in_sandbox(echo, 1, timeout=0)
+
+
+# Containment. --------------------------------------------------------------------------------
+
+
+def test_worker_limits_are_in_place():
+    found = run_in_sandbox(limits).value
+    assert found["RLIMIT_NPROC"] == (0, 0)
+    assert found["RLIMIT_FSIZE"] == (0, 0)
+    assert found["RLIMIT_CORE"] == (0, 0)
+    assert found["RLIMIT_NOFILE"] == (sandbox.OPEN_FILES, sandbox.OPEN_FILES)
+
+
+def test_worker_cannot_fork_or_run_programs():
+    fork = run_in_sandbox(fork_once)
+    assert fork.status == "error"
+    assert fork.exc_type in {"PermissionError", "BlockingIOError"}
+    assert run_in_sandbox(run_true).status == "error"
+
+
+def test_worker_cannot_write_files(tmp_path):
+    os.chmod(tmp_path, 0o777)  # writable for the worker's user, so only the limit can stop it
+    target = tmp_path / "out.txt"
+    outcome = run_in_sandbox(write_file, str(target))
+    assert outcome.status == "error"
+    assert not target.exists() or target.stat().st_size == 0
+
+
+def test_worker_environment_holds_no_secrets(monkeypatch):
+    monkeypatch.setenv("EOTD_TEST_SECRET", "s3cret")
+    sandbox.shutdown()  # fresh workers, started while the secret is set
+    env = run_in_sandbox(environment, timeout=30).value
+    assert "EOTD_TEST_SECRET" not in env
+    assert set(env) <= {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "LC_ALL", "VIRTUAL_ENV"}
+
+
+def test_workers_are_preloaded_and_do_not_carry_the_parents_modules():
+    modules = run_in_sandbox(loaded_modules).value
+    assert "sympy" in modules
+    assert "eotd.program" in modules
+    assert not any(name == "torch" or name.startswith("torch.") for name in modules)
+
+
+# Concurrency and process hygiene. -----------------------------------------------------------
+
+
+def test_eight_threads_at_once_all_get_their_own_answers():
+    results: dict[int, object] = {}
+
+    def call(i: int) -> None:
+        results[i] = run_in_sandbox(sleep_then, i, 0.02, timeout=30).value
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: i for i in range(8)}
+
+
+def test_timeouts_from_threads_while_others_succeed():
+    results: dict[str, str] = {}
+
+    def call(name: str, fn, *args) -> None:
+        results[name] = run_in_sandbox(fn, *args, timeout=0.5).status
+
+    threads = [threading.Thread(target=call, args=("spin", spin))]
+    threads += [threading.Thread(target=call, args=(f"ok{i}", echo, i)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {"spin": "timeout", **{f"ok{i}": "ok" for i in range(4)}}
+
+
+def test_no_processes_leak_through_timeouts_crashes_and_shutdown():
+    size = sandbox._POOL.size
+    run_in_sandbox(echo, 0, timeout=30)
+    assert len(settle(size)) == size
+    for _ in range(4):
+        assert run_in_sandbox(spin, timeout=0.2).status == "timeout"
+    assert run_in_sandbox(segfault).status == "crashed"
+    assert len(settle(size)) == size
+    sandbox.shutdown()
+    assert children() == []
+    assert run_in_sandbox(echo, "back", timeout=30).value == "back"  # restarts lazily
