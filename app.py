@@ -1,0 +1,50 @@
+"""EoTD Studio: the Gradio app (also the Hugging Face Space's entry point).
+
+    python app.py [--model PATH] [--adapter PATH|none] [--db_url URL] [--port N] [--host H]
+
+Without ``--model`` the app serves the promoted model version of the store, or the default
+student (SmolLM2-135M-Instruct with the adapter shipped in ``models/``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from db import Store
+from studio.handlers import Studio
+from studio.ui import build_app, launch
+from training.config import load_config
+
+
+@dataclass
+class AppConfig:
+    """Serve EoTD Studio."""
+
+    model: str = ""  # base model folder, .gguf or hub id; "" = promoted version, else the default
+    adapter: str = "default"  # "default" (models/ for the default base), "none", or a folder
+    db_url: str = ""  # SQLAlchemy URL; "" = EOTD_DB_URL or the SQLite file in EOTD_DATA_DIR
+    host: str = ""  # "" = Gradio's default (GRADIO_SERVER_NAME, else 127.0.0.1)
+    port: int = 0  # 0 = Gradio's default (GRADIO_SERVER_PORT, else 7860)
+    max_new_tokens: int = 256  # per thought
+    model_concurrency: int = 1  # model runs at once (more only helps on a GPU)
+    preload: bool = True  # load the model before serving, not on the first request
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(AppConfig, argv)
+    studio = Studio(
+        Store(cfg.db_url or None),
+        base=cfg.model or None,
+        adapter=None if cfg.adapter == "none" else cfg.adapter,
+        max_new_tokens=cfg.max_new_tokens,
+    )
+    if cfg.preload:
+        info = studio.model_info()
+        print(f"serving {info.name} (base {info.base}, adapter {info.adapter})", file=sys.stderr)
+    demo = build_app(studio, cfg.model_concurrency)
+    launch(demo, server_name=cfg.host or None, server_port=cfg.port or None)
+
+
+if __name__ == "__main__":
+    main()

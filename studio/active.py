@@ -1,0 +1,153 @@
+"""Active learning: rank problems by how unsure the student is, so people correct those first.
+
+A problem scores higher when its thoughts fail to give an answer, disagree with one another, or
+(when the gold answer is known) vote for a wrong answer. The student answers the whole pool in
+one batched call; every thought is recorded as a generation so corrections link back to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from db import Store
+from eotd import same_answer
+from eotd.prompts import THOUGHTS
+from studio.solving import (
+    InputError,
+    ProblemRef,
+    SolveState,
+    check_question,
+    decide,
+    examine,
+    record,
+    store_problem,
+)
+
+MAX_POOL = 1000
+
+
+@dataclass
+class Ranked:
+    """A solved problem with its uncertainty score and the reasons for it."""
+
+    state: SolveState
+    score: float
+    reasons: list[str]
+
+    def row(self, rank: int) -> list:
+        verdict = self.state.verdict
+        answers = {t: v.answer for t, v in self.state.thoughts.items()}
+        return [
+            rank,
+            self.state.problem_id,
+            round(self.score, 2),
+            "; ".join(self.reasons) or "sure",
+            self.state.problem.question[:160],
+            *(answers.get(t) for t in THOUGHTS),
+            verdict.answer if verdict else None,
+            self.state.problem.gold,
+        ]
+
+
+COLUMNS = ["rank", "problem", "score", "why", "question", "cot", "pot", "eot", "vote", "gold"]
+
+
+def uncertainty(state: SolveState) -> tuple[float, list[str]]:
+    """How unsure the student is about a solved problem: failed thoughts count 1 each, every
+    extra distinct answer 1.5, a vote that misses the gold answer 3."""
+    answers = [v.answer for v in state.thoughts.values()]
+    failed = [t for t, v in state.thoughts.items() if v.answer is None]
+    distinct: list[float] = []
+    for a in answers:
+        if a is not None and not any(same_answer(a, d) for d in distinct):
+            distinct.append(a)
+    score, reasons = 0.0, []
+    if failed:
+        score += len(failed)
+        reasons.append("no answer from " + ", ".join(failed))
+    if len(distinct) > 1:
+        score += 1.5 * (len(distinct) - 1)
+        reasons.append(f"{len(distinct)} different answers")
+    if state.verdict is not None and state.verdict.correct is False:
+        score += 3.0
+        reasons.append("vote differs from gold")
+    return score, reasons
+
+
+def rank(
+    solve_batch: Callable[[list[str]], list],
+    store: Store,
+    problems: Sequence[ProblemRef],
+    model_version_id: int | None = None,
+    timeout: float = 5.0,
+) -> list[Ranked]:
+    """Answer ``problems`` in one batch, record every thought, and sort most-unsure first."""
+    if not problems:
+        raise InputError("The pool is empty: choose an evaluation set or upload problems.")
+    solutions = solve_batch([p.question for p in problems])
+    ranked = []
+    for problem, solution in zip(problems, solutions, strict=True):
+        state = SolveState(
+            store_problem(store, problem), problem, model_version_id=model_version_id
+        )
+        for result in solution.thoughts:
+            if result.sample == 0:
+                view = examine(result.thought, result.text, timeout)
+                view.finished = result.finished
+                record(store, state, view)
+        state.verdict = decide([state.thoughts[t] for t in THOUGHTS], problem.gold)
+        ranked.append(Ranked(state, *uncertainty(state)))
+    ranked.sort(key=lambda r: -r.score)
+    return ranked
+
+
+def read_pool(path: str | Path, source: str = "upload") -> list[ProblemRef]:
+    """Problems from an uploaded JSONL or CSV file: a ``question`` and optionally an ``answer``
+    (gold) per row. Raises :class:`InputError` naming the first bad row. Uploaded problems are
+    stored by their text (the same question uploaded twice is one problem)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name} is not UTF-8 text; upload a JSONL or CSV file") from None
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if rows and "question" not in rows[0]:
+            raise InputError(f"{path.name}: the CSV needs a 'question' column")
+        numbered = list(enumerate(rows, start=2))
+    elif path.suffix.lower() in (".jsonl", ".json"):
+        numbered = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    numbered.append((number, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path.name} line {number}: not JSON ({exc.msg})") from None
+    else:
+        raise InputError(f"{path.name}: upload a .jsonl or .csv file")
+    if len(numbered) > MAX_POOL:
+        raise InputError(f"{path.name} has {len(numbered)} problems; the limit is {MAX_POOL}")
+    return [_pool_problem(row, number, path.name, source) for number, row in numbered]
+
+
+def _pool_problem(row: object, number: int, name: str, source: str) -> ProblemRef:
+    if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+        raise InputError(f"{name} line {number}: each row needs a 'question' text")
+    try:
+        question = check_question(row["question"])
+    except InputError as exc:
+        raise InputError(f"{name} line {number}: {exc}") from None
+    gold = row.get("answer")
+    if gold in (None, ""):
+        gold = None
+    else:
+        try:
+            gold = float(str(gold).replace(",", ""))
+        except ValueError:
+            raise InputError(f"{name} line {number}: answer {gold!r} is not a number") from None
+    return ProblemRef(question, gold, source)

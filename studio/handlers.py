@@ -1,0 +1,303 @@
+"""The app's handlers as plain Python: the UI events and the named API endpoints both call these.
+
+:class:`Studio` owns the store, the evaluation sets and the one loaded student. The student is
+loaded once (the promoted model version when there is one, else the configured base + adapter)
+and replaced only when someone switches the model version.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from db import APPROVED, REJECTED, Correction, ModelVersion, Review, Store
+from db.connection import data_dir
+from eotd.prompts import THOUGHTS
+from studio import active, queries
+from studio.examples import EvalSets
+from studio.solving import (
+    InputError,
+    ProblemRef,
+    SolveState,
+    ThoughtView,
+    check_question,
+    examine,
+    store_problem,
+    stream_solve,
+)
+
+MAX_THOUGHT_CHARS = 10_000
+DECISIONS = {"approve": APPROVED, "approved": APPROVED, "reject": REJECTED, "rejected": REJECTED}
+
+
+def _on_gpu(fn: Callable) -> Callable:
+    """``spaces.GPU`` when running on a Hugging Face ZeroGPU Space, else ``fn`` unchanged."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+@_on_gpu
+def write_thoughts(student: Any, question: str) -> Iterator:
+    """The student's three thoughts for ``question``, each as soon as it is written and run."""
+    yield from student.solve_iter(question)
+
+
+@_on_gpu
+def write_batch(student: Any, questions: list[str]) -> list:
+    """The student's solutions to many questions in one batched call."""
+    return student.solve_batch(questions)
+
+
+@dataclass
+class ModelInfo:
+    """The model being served: its registered version (if any), base and adapter."""
+
+    name: str
+    base: str
+    adapter: str | None
+    version: ModelVersion | None = None
+
+
+class Studio:
+    """Handlers over one store and one student.
+
+    ``student`` may be given ready-made (tests pass a tiny model); otherwise it is loaded on
+    first use (see :meth:`student`) with :meth:`eotd.student.Student.from_pretrained`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        student: Any | None = None,
+        *,
+        base: str | None = None,
+        adapter: str | None = "default",
+        max_new_tokens: int = 256,
+        eval_sets: EvalSets | None = None,
+        export_dir: str | Path | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.eval_sets = eval_sets or EvalSets()
+        self.export_dir = Path(export_dir) if export_dir else data_dir() / "exports"
+        self.timeout = timeout
+        self.max_new_tokens = max_new_tokens
+        self._base, self._adapter = base, adapter
+        self._student = student
+        self._info: ModelInfo | None = None
+        if student is not None:
+            loaded = student.loaded
+            self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ model
+
+    def load_student(self, base: str, adapter: str | None) -> Any:
+        from eotd.student import Student
+
+        return Student.from_pretrained(base, adapter, max_new_tokens=self.max_new_tokens)
+
+    def student(self) -> Any:
+        """The served student, loaded once: ``base`` + ``adapter`` when a base was given, else
+        the promoted model version, else the default base + adapter."""
+        with self._lock:
+            if self._student is None:
+                version = self.store.promoted_model_version() if self._base is None else None
+                if version is not None:
+                    self._student = self.load_student(version.base_model, version.adapter_path)
+                    self._info = ModelInfo(
+                        version.name, version.base_model, version.adapter_path, version
+                    )
+                else:
+                    self._student = self.load_student(self._base or "default", self._adapter)
+                    loaded = self._student.loaded
+                    self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
+            return self._student
+
+    def model_info(self) -> ModelInfo:
+        self.student()
+        assert self._info is not None
+        return self._info
+
+    def switch_model(self, version_id: int) -> ModelInfo:
+        """Serve the registered model version ``version_id`` from now on (not promoted)."""
+        version = next((v for v in self.store.model_versions() if v.id == version_id), None)
+        if version is None:
+            raise InputError(f"there is no model version #{version_id}")
+        student = self.load_student(version.base_model, version.adapter_path)
+        with self._lock:
+            self._student = student
+            self._info = ModelInfo(version.name, version.base_model, version.adapter_path, version)
+        return self._info
+
+    def promote(self, version_id: int) -> ModelVersion:
+        """Make ``version_id`` the version the app loads at start."""
+        return self.store.promote(version_id)
+
+    # ------------------------------------------------------------------------------ solve
+
+    def solve(self, question: str | None) -> Iterator[SolveState]:
+        """Solve ``question`` with all three thoughts; yield the state when the problem is
+        stored, after each thought and with the vote. Every thought is recorded."""
+        problem = self.eval_sets.lookup(check_question(question))
+        student = self.student()
+        info = self.model_info()
+        state = SolveState(
+            store_problem(self.store, problem),
+            problem,
+            model_version_id=info.version.id if info.version else None,
+            model_name=info.name,
+        )
+        yield state
+        thoughts = write_thoughts(student, problem.question)
+        yield from stream_solve(thoughts, self.store, state, self.timeout)
+
+    def check(self, thought: str, text: str | None) -> ThoughtView:
+        """Run the engine on a (corrected) thought: values and answer, or the error and line."""
+        text = text or ""
+        if thought not in THOUGHTS:
+            raise InputError(f"unknown thought {thought!r}; use one of {', '.join(THOUGHTS)}")
+        if not text.strip():
+            raise InputError("Nothing to check: the text is empty.")
+        if len(text) > MAX_THOUGHT_CHARS:
+            raise InputError(f"The text is over {MAX_THOUGHT_CHARS:,} characters; shorten it.")
+        return examine(thought, text, self.timeout)
+
+    # ------------------------------------------------------------------------- correcting
+
+    def save_correction(
+        self,
+        problem_id: int,
+        thought: str,
+        corrected_text: str,
+        annotator: str,
+        generation_id: int | None = None,
+        allow_unsolved: bool = False,
+    ) -> Correction:
+        """Store a correction (re-solved by the store; raises ``CorrectionRejected`` when it does
+        not solve unless ``allow_unsolved``)."""
+        self.check(thought, corrected_text)
+        if not (annotator or "").strip():
+            raise InputError("Type your name as annotator before saving.")
+        return self.store.add_correction(
+            thought,
+            corrected_text,
+            annotator,
+            problem_id=problem_id,
+            generation_id=generation_id,
+            allow_unsolved=allow_unsolved,
+        )
+
+    def review(
+        self, correction_id: int, reviewer: str, decision: str, note: str | None = None
+    ) -> Review:
+        """Approve or reject a correction (or re-open it with decision ``"pending"``)."""
+        if not (reviewer or "").strip():
+            raise InputError("Type your name as reviewer first.")
+        return self.store.review(
+            int(correction_id), reviewer, DECISIONS.get(decision, decision), note
+        )
+
+    def queue(
+        self, status: str = "pending", annotator: str | None = None, dataset: str | None = None
+    ) -> list[Correction]:
+        return queries.corrections(self.store, status, annotator, dataset)
+
+    def export(self, by: str) -> tuple[Path, int]:
+        """Export every approved correction; returns a zip of the export folder and the count."""
+        if not (by or "").strip():
+            raise InputError("Type your name (it goes into the export's card) first.")
+        if not self.store.approved():
+            raise InputError("Nothing to export yet: no correction has been approved.")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        folder = self.export_dir / f"corrections-{stamp}"
+        record = self.store.export(folder, by=by.strip())
+        zipped = Path(tempfile.mkdtemp(prefix="eotd-export-")) / folder.name
+        return Path(shutil.make_archive(str(zipped), "zip", record.path)), record.count
+
+    # ---------------------------------------------------------------------------- statistics
+
+    def status_frame(self) -> pd.DataFrame:
+        stats = self.store.stats()
+        return pd.DataFrame(
+            {"status": list(stats.by_status), "count": list(stats.by_status.values())}
+        )
+
+    def daily_frame(self) -> pd.DataFrame:
+        rows = queries.corrections_per_day(self.store)
+        frame = pd.DataFrame(rows, columns=["day", "status", "count"])
+        frame["day"] = frame["day"].astype(str)
+        return frame
+
+    def accuracy_frame(self) -> pd.DataFrame:
+        """Accuracy (%) per thought and vote of every model version with evaluation metrics,
+        averaged over its evaluation sets."""
+        rows = [
+            {"model": v.name, "thought": k, "accuracy": value}
+            for v in self.store.model_versions()
+            for k, value in mean_accuracy(v.metrics).items()
+        ]
+        return pd.DataFrame(rows, columns=["model", "thought", "accuracy"])
+
+    # ----------------------------------------------------------------------- active learning
+
+    def rank(self, pool: str, n: int = 8, upload: str | None = None) -> list[active.Ranked]:
+        """Solve ``n`` problems from an evaluation set (or an uploaded file) in one batch and
+        rank them most-unsure first."""
+        if upload:
+            problems: list[ProblemRef] = active.read_pool(upload)[: int(n)]
+        else:
+            problems = self.eval_sets.sample(pool, int(n))
+        student = self.student()
+        info = self.model_info()
+        version_id = info.version.id if info.version else None
+        return active.rank(
+            lambda questions: write_batch(student, questions),
+            self.store,
+            problems,
+            version_id,
+            self.timeout,
+        )
+
+
+def accuracy_rows(metrics: Any) -> list[dict[str, Any]]:
+    """Accuracy (%) per thought and majority vote, one row per evaluation set, from either
+    ``training.evaluate``'s report (``{"datasets": {name: {"accuracy": {...}}}}``) or a plain
+    ``{"accuracy": {...}}``."""
+    if not isinstance(metrics, dict):
+        return []
+    sets = metrics.get("datasets")
+    if isinstance(sets, dict):
+        blocks = [(n, b.get("accuracy")) for n, b in sets.items() if isinstance(b, dict)]
+    else:
+        blocks = [("all", metrics.get("accuracy"))]
+    keys = (*THOUGHTS, "majority")
+    return [
+        {"set": name, **{k: block[k] for k in keys if isinstance(block.get(k), int | float)}}
+        for name, block in blocks
+        if isinstance(block, dict)
+    ]
+
+
+def mean_accuracy(metrics: Any) -> dict[str, float]:
+    """:func:`accuracy_rows` averaged over the evaluation sets."""
+    rows = accuracy_rows(metrics)
+    keys = dict.fromkeys(k for row in rows for k in row if k != "set")
+    return {
+        k: round(sum(r[k] for r in rows if k in r) / sum(k in r for r in rows), 2) for k in keys
+    }
+
+
+def _short(path: str) -> str:
+    return Path(path).name or path

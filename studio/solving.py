@@ -1,0 +1,178 @@
+"""What the engine did with each written thought, and how a solve is kept in the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+from db import Store
+from eotd import extract_answer, run_program, same_answer, solve_equations, vote
+from eotd.prompts import THOUGHTS
+
+MAX_QUESTION_CHARS = 2000
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|thousand|million|half|twice|double|triple|dozen|third|quarter)\b",
+    re.IGNORECASE,
+)
+OK_STATUSES = frozenset({"solved", "ok", "answered"})
+
+
+class InputError(ValueError):
+    """Bad input from a user; the message says what to do."""
+
+
+def check_question(question: str | None) -> str:
+    """The question, stripped, or :class:`InputError` when it is empty, too long or not math."""
+    text = (question or "").strip()
+    if not text:
+        raise InputError("The question is empty: type a math word problem or pick an example.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputError(
+            f"The question is {len(text):,} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS:,}. Shorten it to the problem itself."
+        )
+    if not _NUMBER.search(text):
+        raise InputError(
+            "That does not look like a math word problem: it has no numbers in it. "
+            "Ask something like 'Tom has 3 apples and buys 5 more. How many does he have?'"
+        )
+    return text
+
+
+@dataclass
+class ThoughtView:
+    """One thought as written and as the engine read it: for EoT the solved variables, for PoT
+    the program's printed output."""
+
+    thought: str
+    text: str
+    status: str
+    answer: float | None
+    error: str | None = None
+    line: int | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    stdout: str = ""
+    finished: bool = True
+    generation_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES and self.answer is not None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+def examine(thought: str, text: str, timeout: float = 5.0) -> ThoughtView:
+    """Run the engine on one thought's text and keep everything worth showing."""
+    if thought == "eot":
+        r = solve_equations(text, timeout=timeout)
+        return ThoughtView(thought, text, r.status, r.answer, r.error, r.line, dict(r.values))
+    if thought == "pot":
+        p = run_program(text, timeout=timeout)
+        return ThoughtView(thought, text, p.status, p.answer, p.error, stdout=p.stdout)
+    if thought == "cot":
+        answer = extract_answer(text)
+        if answer is None:
+            return ThoughtView(
+                thought, text, "no_answer", None, 'no final answer; end with "The answer is N."'
+            )
+        return ThoughtView(thought, text, "answered", answer)
+    raise ValueError(f"unknown thought {thought!r}; use one of {', '.join(THOUGHTS)}")
+
+
+@dataclass
+class Verdict:
+    """The ensemble vote over a solve's thoughts, and whether it matches a known gold answer."""
+
+    answer: float | None
+    supporters: list[str]
+    strategy: str
+    explanation: str
+    correct: bool | None  # None when the gold answer is unknown
+
+
+def decide(views: Sequence[ThoughtView], gold: float | None, strategy: str = "majority") -> Verdict:
+    """Vote over the thoughts' answers."""
+    v = vote({t.thought: t.answer for t in views}, strategy=strategy)
+    correct = None if gold is None else same_answer(v.answer, gold)
+    return Verdict(v.answer, list(v.supporters), v.strategy, v.explanation, correct)
+
+
+@dataclass
+class ProblemRef:
+    """A question with what is known about it: its gold answer and where it came from."""
+
+    question: str
+    gold: float | None = None
+    source: str | None = None
+    source_id: str | None = None
+
+
+@dataclass
+class SolveState:
+    """A solve in progress or done: the stored problem, the thoughts so far and the vote."""
+
+    problem_id: int
+    problem: ProblemRef
+    thoughts: dict[str, ThoughtView] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    model_version_id: int | None = None
+    model_name: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.verdict is not None
+
+    def to_dict(self) -> dict:
+        return {
+            "problem_id": self.problem_id,
+            "question": self.problem.question,
+            "gold": self.problem.gold,
+            "source": self.problem.source,
+            "source_id": self.problem.source_id,
+            "thoughts": {name: view.to_dict() for name, view in self.thoughts.items()},
+            "vote": None if self.verdict is None else asdict(self.verdict),
+            "model_version_id": self.model_version_id,
+            "model": self.model_name,
+            "done": self.done,
+        }
+
+
+def store_problem(store: Store, problem: ProblemRef) -> int:
+    """The store's id of ``problem`` (created if new)."""
+    row = store.add_problem(problem.question, problem.gold, problem.source, problem.source_id)
+    return row.id
+
+
+def record(store: Store, state: SolveState, view: ThoughtView) -> ThoughtView:
+    """Keep one thought of ``state`` as a generation; returns the view with its generation id."""
+    generation = store.record_generation(
+        state.problem_id,
+        state.model_version_id,
+        view.thought,
+        view.text,
+        view.status,
+        view.answer,
+        view.error,
+    )
+    view.generation_id = generation.id
+    state.thoughts[view.thought] = view
+    return view
+
+
+def stream_solve(
+    results: Iterator, store: Store, state: SolveState, timeout: float = 5.0
+) -> Iterator[SolveState]:
+    """Turn the student's per-thought results into recorded views, yielding ``state`` after each,
+    then once more with the vote."""
+    for result in results:
+        view = examine(result.thought, result.text, timeout)
+        view.finished = result.finished
+        record(store, state, view)
+        yield state
+    ordered = [state.thoughts[t] for t in THOUGHTS if t in state.thoughts]
+    state.verdict = decide(ordered, state.problem.gold)
+    yield state

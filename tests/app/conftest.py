@@ -1,0 +1,86 @@
+"""Fixtures for the app tests: a tiny random student (junk, but fast), a real SQLite store, and
+the app launched on 127.0.0.1 at a free port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from db import Store
+from eotd.model_loading import load_model
+from eotd.student import GenerationSettings, Student
+from studio.examples import EvalSets
+from studio.handlers import Studio
+from studio.ui import build_app, launch
+from training.tiny_model import make_tiny_model
+
+TEXTS = [
+    "Question: Tom has 3 apples and buys 5 more. How many apples does he have?",
+    "a = 3\nb = 5\nans = a + b",
+    "apples = 3\nans = apples + 5\nprint(ans)",
+    "Tom has 3 + 5 = 8 apples. The answer is 8.",
+]
+
+SVAMP_1 = (
+    "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack How "
+    "much do you have to pay to buy each pack?"
+)  # svamp-chal-1, gold 51
+SVAMP_1_EOT = "price = 76\ndiscount = 25\npay = price - discount\nans = pay"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), TEXTS * 10)
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tiny_model_dir: Path) -> Student:
+    return Student(load_model(str(tiny_model_dir), None), GenerationSettings(max_new_tokens=12))
+
+
+@pytest.fixture(scope="session")
+def eval_sets() -> EvalSets:
+    return EvalSets()
+
+
+def make_studio(folder: Path, student: Student | None, eval_sets: EvalSets, **kw) -> Studio:
+    store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
+    return Studio(store, student, eval_sets=eval_sets, export_dir=folder / "exports", **kw)
+
+
+@pytest.fixture
+def studio(tmp_path: Path, tiny_student: Student, eval_sets: EvalSets) -> Iterator[Studio]:
+    s = make_studio(tmp_path, tiny_student, eval_sets)
+    yield s
+    s.store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    studio: Studio
+    url: str
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, tiny_student: Student, eval_sets: EvalSets
+) -> Iterator[Served]:
+    """The app over a fresh store, launched in this process."""
+    studio = make_studio(tmp_path_factory.mktemp("served"), tiny_student, eval_sets)
+    demo = build_app(studio)
+    _, url, _ = launch(
+        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True
+    )
+    yield Served(studio, url)
+    demo.close()
+    studio.store.close()
