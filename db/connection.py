@@ -4,7 +4,9 @@
 is the SQLite file ``eotd.sqlite3`` in ``EOTD_DATA_DIR`` (default ``./var``).
 
 SQLite connections get WAL mode (readers never block the writer), a busy timeout, foreign keys and
-``synchronous=FULL`` (a committed correction survives a crash). The driver's own transaction
+``synchronous=FULL``: a committed correction survives even a power cut. ``EOTD_SQLITE_SYNCHRONOUS=
+NORMAL`` trades that for speed (commits skip the fsync; still safe when the app crashes or is
+killed, but a power cut may undo the last commits). The driver's own transaction
 handling is switched off so that we emit ``BEGIN`` ourselves: write transactions use
 ``BEGIN IMMEDIATE``, which takes the write lock up front and waits for it under the busy timeout,
 instead of failing with "database is locked" when a read transaction later tries to write.
@@ -55,6 +57,9 @@ def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
     path = sqlite_path(url)
     if path is None:
         return create_engine(url, pool_pre_ping=True)
+    synchronous = os.environ.get("EOTD_SQLITE_SYNCHRONOUS", "FULL").upper()
+    if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"EOTD_SQLITE_SYNCHRONOUS={synchronous!r}: use FULL, NORMAL or EXTRA")
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
@@ -64,7 +69,7 @@ def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

@@ -28,9 +28,11 @@ import hashlib
 import os
 import random
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +43,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
 from db import export as export_io
-from db.connection import WRITE, default_url, make_engine
+from db.connection import WRITE, default_url, make_engine, sqlite_path
 from db.migrate import upgrade
 from db.models import (
     APPROVED,
@@ -216,6 +218,9 @@ class Store:
         )
         self.lock_wait_s = lock_wait_s
         self.solve_timeout_s = solve_timeout_s
+        # SQLite has one writer at a time: this process's threads queue here, in order, rather
+        # than polling the file lock under the busy timeout.
+        self._write_gate = threading.Lock() if sqlite_path(self.url) else nullcontext()
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
@@ -228,11 +233,12 @@ class Store:
     def _run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
         """Run ``work`` in one transaction, retrying it while the database is locked."""
         sessions = self._write if write else self._read
+        gate = self._write_gate if write else nullcontext()
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.01
         while True:
             try:
-                with sessions() as session, session.begin():
+                with gate, sessions() as session, session.begin():
                     return work(session)
             except OperationalError as exc:
                 if not _LOCKED.search(str(exc.orig)):

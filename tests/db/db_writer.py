@@ -1,6 +1,6 @@
 """A separate writer process for the store's concurrency and crash tests.
 
-python tests/db/writer.py URL MODE NAME [N]
+python tests/db/db_writer.py URL MODE NAME [N]
   stress  wait for "go" on stdin, then add N cot corrections as annotator NAME; print "done"
   stream  add cot corrections forever, printing each committed correction id
   hold    commit 50 corrections, then hold a large write transaction open forever, printing
@@ -30,8 +30,8 @@ def write_corrections(store: Store, name: str, n: int) -> None:
     problem_id = 0
     for i in range(n):
         if i % 10 == 0:
-            problem = store.add_problem(f"Shared question {i % SHARED_QUESTIONS}?", gold_answer=i)
-            problem_id = problem.id
+            q = i // 10 % SHARED_QUESTIONS
+            problem_id = store.add_problem(f"Shared question {q}?", q).id
         store.add_correction("cot", f"{name} step {i}. The answer is {i}.", name, problem_id)
 
 

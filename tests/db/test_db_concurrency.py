@@ -1,0 +1,119 @@
+"""Many writers at once and writers killed mid-transaction, on real SQLite files.
+
+The writers add ``cot`` corrections: their engine check is ``extract_answer`` in-process, so the
+test measures the store, not the equation sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from db_support import integrity, sqlite_url
+from db_writer import write_corrections
+from sqlalchemy import func, select
+
+from db.models import Correction, Problem
+from db.store import Store
+
+WRITER = Path(__file__).with_name("db_writer.py")
+THREADS, PROCESSES, EACH = 8, 2, 500
+
+
+def start_writer(url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WRITER), url, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def count(store: Store, model: type) -> int:
+    with store.engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(model))
+
+
+def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path):
+    url = sqlite_url(tmp_path / "eotd.sqlite3")
+    store = Store(url)
+    processes = [start_writer(url, "stress", f"proc{i}", str(EACH)) for i in range(PROCESSES)]
+    for process in processes:
+        assert process.stdout.readline().strip() == "ready", process.stderr.read()
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS + 1)
+
+    def run(name: str) -> None:
+        start.wait()
+        try:
+            write_corrections(store, name, EACH)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"thread{i}",)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    results = [process.communicate(timeout=120) for process in processes]
+
+    assert errors == []
+    for process, (out, err) in zip(processes, results, strict=True):
+        assert (process.returncode, out.split()[-1]) == (0, "done"), err
+        assert "locked" not in err
+    names = [f"thread{i}" for i in range(THREADS)] + [f"proc{i}" for i in range(PROCESSES)]
+    with store.engine.connect() as connection:
+        written = set(connection.execute(select(Correction.annotator, Correction.corrected_text)))
+    expected = {(n, f"{n} step {i}. The answer is {i}.") for n in names for i in range(EACH)}
+    assert written == expected
+    assert count(store, Correction) == (THREADS + PROCESSES) * EACH
+    assert count(store, Problem) == 50  # shared questions deduplicated across all writers
+    assert integrity(tmp_path / "eotd.sqlite3") == "ok"
+
+
+def test_writer_killed_mid_transaction_leaves_a_sound_database(tmp_path: Path):
+    db_file = tmp_path / "eotd.sqlite3"
+    url = sqlite_url(db_file)
+    writer = start_writer(url, "hold", "alice")
+    line = writer.stdout.readline().split()
+    assert line[:1] == ["mid"], writer.stderr.read()
+    wal_before = int(line[1])
+    wal_at_kill = Path(f"{db_file}-wal").stat().st_size
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert wal_at_kill > wal_before + 1_000_000  # uncommitted pages had reached the WAL
+
+    assert integrity(db_file) == "ok"
+    store = Store(url)
+    assert count(store, Correction) == 50  # everything committed is there
+    assert count(store, Problem) == 1  # nothing of the open transaction is
+    problem = store.add_problem("What is 2 + 2?")
+    store.add_correction("cot", "The answer is 4.", "bob", problem.id)  # the lock is free
+    assert count(store, Correction) == 51
+
+
+def test_writer_killed_while_committing_keeps_every_acknowledged_correction(tmp_path: Path):
+    db_file = tmp_path / "eotd.sqlite3"
+    url = sqlite_url(db_file)
+    writer = start_writer(url, "stream", "alice")
+    acknowledged = [int(writer.stdout.readline()) for _ in range(200)]
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    acknowledged += [int(line) for line in writer.stdout.read().split()]
+
+    assert integrity(db_file) == "ok"
+    store = Store(url)
+    with store.engine.connect() as connection:
+        stored = set(connection.scalars(select(Correction.id)))
+    assert set(acknowledged) <= stored
+    assert len(stored) <= len(acknowledged) + 1  # at most the one being committed at the kill
