@@ -1,0 +1,61 @@
+"""Check teacher targets with the reasoning engine: a target is kept only if it reaches the gold.
+
+CoT answers are read with `extract_answer`, PoT programs run with `run_program` (sandboxed) and
+EoT systems are solved with `solve_equations`. Many targets are checked at once from a thread
+pool; the engine's sandbox pool does the work, so threads only wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from eotd import extract_answer, run_program, same_answer, solve_equations
+
+THOUGHTS = ("cot", "pot", "eot")
+
+
+@dataclass
+class Check:
+    """The outcome of checking one target: `reason` is None when it reaches the gold answer."""
+
+    answer: float | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def check(thought: str, target: str, gold: float, timeout: float = 5.0) -> Check:
+    """Run, solve or read one target and compare its answer with `gold`.
+
+    Drop reasons are ``"<thought>:<engine status>"`` (``eot:parse_error``, ``pot:runtime_error``,
+    ``cot:no_answer``) or ``"<thought>:wrong_answer"``.
+    """
+    if thought == "cot":
+        answer, status = extract_answer(target), "ok"
+        if answer is None:
+            status = "no_answer"
+    elif thought == "pot":
+        result = run_program(target, timeout=timeout)
+        answer, status = result.answer, result.status
+    elif thought == "eot":
+        solved = solve_equations(target, timeout=timeout)
+        answer, status = solved.answer, "ok" if solved.ok else solved.status
+    else:
+        raise ValueError(f"unknown thought {thought!r}; expected one of {', '.join(THOUGHTS)}")
+    if status != "ok":
+        return Check(answer, f"{thought}:{status}")
+    if not same_answer(answer, float(gold)):
+        return Check(answer, f"{thought}:wrong_answer")
+    return Check(answer, None)
+
+
+def check_many(
+    items: Iterable[tuple[str, str, float]], workers: int = 4, timeout: float = 5.0
+) -> list[Check]:
+    """`check` each ``(thought, target, gold)``, in order, `workers` at a time."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda item: check(*item, timeout=timeout), items))
