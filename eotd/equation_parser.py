@@ -118,8 +118,8 @@ def _tokenize(expr: str, line: int) -> list[_Token]:
 class _Parser:
     """Recursive descent over one side of one equation."""
 
-    def __init__(self, tokens: list[_Token], line: int, variables: set[str], repairs: list[str]):
-        self.tokens, self.line, self.variables, self.repairs = tokens, line, variables, repairs
+    def __init__(self, tokens: list[_Token], line: int, repairs: list[str]):
+        self.tokens, self.line, self.repairs = tokens, line, repairs
         self.pos = 0
         self.depth = 0
 
@@ -226,7 +226,7 @@ class _Parser:
             nxt = self.peek()
             if tok.text in FUNCTIONS and nxt is not None and nxt.text == "(":
                 return self.call(tok.text)
-            if tok.text in FUNCTIONS and tok.text not in self.variables:
+            if tok.text in FUNCTIONS:
                 raise self.error(f"function {tok.text!r} needs parentheses")
             return ("var", tok.text)
         if self.take("(") is not None:
@@ -347,7 +347,7 @@ def parse_system(text: str) -> ParsedSystem:
         trees = []
         for tokens in sides:
             _drop_units(tokens, variables, number, repairs)
-            trees.append(_Parser(tokens, number, variables, repairs).parse())
+            trees.append(_Parser(tokens, number, repairs).parse())
         equations.extend(
             Equation(lhs, rhs, number, clean) for lhs, rhs in itertools.pairwise(trees)
         )

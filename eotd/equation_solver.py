@@ -234,10 +234,7 @@ def solve_system(equations: list[Equation], goal: str) -> SolveOutcome:
     goal_symbol = symbols.get(goal)
     if goal_symbol not in known:
         missing = sorted(str(s) for s in symbols.values() if s not in known and str(s) != goal)
-        line = next(
-            (eq.line for eq, expr in pending if goal_symbol in expr.free_symbols),
-            pending[0][0].line if pending else None,
-        )
+        line = pending[0][0].line if pending else None
         return SolveOutcome(
             "underdetermined",
             values=values,

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print speed and memory figures. Run as `python -m benchmarks.NAME`."""
