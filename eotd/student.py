@@ -1,0 +1,328 @@
+"""The student: writes CoT, PoT and EoT for a question, runs each one, and votes.
+
+All thoughts of a batch of questions go through one batched ``generate`` call (left padding), each
+row stopping at its own end token. Greedy by default; with ``num_samples`` > 1 and sampling on, each
+thought is sampled k times and the vote runs over every sample (self-consistency).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from eotd import extract_answer, run_program, solve_equations, vote
+from eotd.model_loading import LoadedModel, end_token_ids, load_model
+from eotd.prompts import THOUGHTS, build_prompt
+from eotd.vote import Vote
+
+
+@dataclass
+class GenerationSettings:
+    """How the student writes its thoughts."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    num_samples: int = 1  # samples per thought (self-consistency when > 1; needs do_sample)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    # A thought that starts a new "Question:" has finished its own answer (matters for bases that
+    # were never taught to stop).
+    stop_strings: tuple[str, ...] = ("\nQuestion:",)
+    execution_timeout: float = 5.0  # seconds per program / equation system
+    strategy: str = "majority"  # vote strategy, see eotd.vote
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if self.num_samples < 1:
+            raise ValueError("num_samples must be at least 1")
+        if self.num_samples > 1 and not self.do_sample:
+            raise ValueError("num_samples > 1 needs do_sample=True (greedy samples are identical)")
+
+
+@dataclass
+class ThoughtResult:
+    """One written thought, executed: CoT read, PoT run, EoT solved."""
+
+    thought: str
+    text: str
+    answer: float | None
+    status: str  # CoT: "answered"/"no_answer"; PoT: run_program's; EoT: solve_equations'
+    error: str | None = None
+    line: int | None = None  # EoT: 1-based line the solver complained about
+    sample: int = 0
+    new_tokens: int = 0
+    finished: bool = True  # False when the thought ran into max_new_tokens
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Solution:
+    """The student's answer to one question: every thought (and sample) plus the vote."""
+
+    question: str
+    thoughts: list[ThoughtResult]
+    vote: Vote
+    seconds: float = 0.0
+    votes: dict[str, Vote] = field(default_factory=dict)  # extra strategies, when asked for
+
+    @property
+    def answer(self) -> float | None:
+        return self.vote.answer
+
+    def thought(self, name: str) -> ThoughtResult:
+        """The first (greedy) result of one thought."""
+        return next(t for t in self.thoughts if t.thought == name)
+
+    def answers(self) -> dict[str, list[float | None]]:
+        """Every sample's answer, by thought: what the vote counts."""
+        return {name: [t.answer for t in self.thoughts if t.thought == name] for name in THOUGHTS}
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "thoughts": [t.to_dict() for t in self.thoughts],
+            "vote": self.vote.to_dict(),
+            "votes": {name: v.to_dict() for name, v in self.votes.items()},
+            "seconds": self.seconds,
+        }
+
+
+def execute(thought: str, text: str, timeout: float = 5.0) -> ThoughtResult:
+    """Turn a written thought into an answer with the engine."""
+    if thought == "cot":
+        answer = extract_answer(text)
+        status = "answered" if answer is not None else "no_answer"
+        return ThoughtResult(thought, text, answer, status)
+    if thought == "pot":
+        p = run_program(text, timeout=timeout)
+        return ThoughtResult(thought, text, p.answer, p.status, p.error)
+    if thought == "eot":
+        r = solve_equations(text, timeout=timeout)
+        return ThoughtResult(thought, text, r.answer, r.status, r.error, r.line)
+    raise ValueError(f"unknown thought {thought!r}")
+
+
+def combine(
+    question: str, results: Sequence[ThoughtResult], strategy: str = "majority"
+) -> Solution:
+    """Vote over the results of one question's thoughts."""
+    ordered = sorted(results, key=lambda t: (THOUGHTS.index(t.thought), t.sample))
+    answers = {name: [t.answer for t in ordered if t.thought == name] for name in THOUGHTS}
+    return Solution(question, ordered, vote(answers, strategy=strategy))
+
+
+@dataclass
+class _Row:
+    """One generation row: a question's thought (and sample)."""
+
+    question: int
+    thought: str
+    prompt: str
+    sample: int = 0
+
+
+class _FinishStreamer(BaseStreamer):
+    """Receives each decoding step's tokens and reports rows as soon as they end."""
+
+    def __init__(self, end_ids: set[int], on_finish: Callable[[int, list[int], bool], None]):
+        self.end_ids = end_ids
+        self.on_finish = on_finish
+        self.tokens: list[list[int]] = []
+        self.done: list[bool] = []
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # the first call carries the prompts
+            self.prompt_seen = True
+            return
+        if not self.tokens:
+            self.tokens = [[] for _ in range(value.numel())]
+            self.done = [False] * value.numel()
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            if self.done[row]:
+                continue
+            if token in self.end_ids:
+                self.done[row] = True
+                self.on_finish(row, self.tokens[row], True)
+            else:
+                self.tokens[row].append(token)
+
+    def end(self) -> None:
+        for row, done in enumerate(self.done):
+            if not done:
+                self.done[row] = True
+                self.on_finish(row, self.tokens[row], False)
+
+
+class Student:
+    """A loaded student model that answers math word problems three ways."""
+
+    def __init__(self, loaded: LoadedModel, settings: GenerationSettings | None = None):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.settings = settings or GenerationSettings()
+        self.end_ids = end_token_ids(self.tokenizer)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        base: str | None = None,
+        adapter: str | Path | None = "default",
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        **settings,
+    ) -> Student:
+        """Load a base (+ adapter, see ``load_model``) and wrap it with generation settings."""
+        loaded = load_model(base, adapter, device=device, dtype=dtype)
+        return cls(loaded, GenerationSettings(**settings))
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _generate_kwargs(self, settings: GenerationSettings) -> dict:
+        kwargs = {
+            "max_new_tokens": settings.max_new_tokens,
+            "eos_token_id": self.end_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": settings.do_sample,
+            "num_return_sequences": settings.num_samples,
+        }
+        if settings.do_sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:  # silence the model's default sampling parameters
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if settings.stop_strings:
+            kwargs.update(stop_strings=list(settings.stop_strings), tokenizer=self.tokenizer)
+        return kwargs
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        for stop in self.settings.stop_strings:
+            if stop in text:
+                text = text[: text.index(stop)]
+        return text.strip()
+
+    @torch.inference_mode()
+    def _generate_rows(
+        self,
+        prompts: Sequence[str],
+        settings: GenerationSettings,
+        on_finish: Callable[[int, list[int], bool], None],
+    ) -> None:
+        """One batched ``generate`` over ``prompts``; ``on_finish(row, tokens, ended)`` per row.
+
+        Rows are prompt-major: row ``i * num_samples + s`` is sample ``s`` of prompt ``i``.
+        """
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
+        # Rows that stopped on a stop string are padded afterwards: the pad token ends them too.
+        ends = {*self.end_ids, self.tokenizer.pad_token_id}
+        streamer = _FinishStreamer(ends, on_finish)
+        self.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
+
+    def generate(self, prompts: Sequence[str]) -> list[tuple[str, int, bool]]:
+        """Write a continuation for each prompt: (text, new tokens, ended by an end token)."""
+        out: dict[int, tuple[str, int, bool]] = {}
+
+        def keep(row: int, tokens: list[int], ended: bool) -> None:
+            out[row] = (self._decode(tokens), len(tokens), ended)
+
+        self._generate_rows(prompts, self.settings, keep)
+        return [out[i] for i in range(len(out))]
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def _rows(self, questions: Sequence[str], thoughts: Sequence[str]) -> list[_Row]:
+        for question in questions:
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError("every question must be a non-empty string")
+        return [
+            _Row(q, t, build_prompt(question, t))
+            for q, question in enumerate(questions)
+            for t in thoughts
+        ]
+
+    def _run_batch(self, rows: Sequence[_Row]) -> Iterator[tuple[_Row, ThoughtResult]]:
+        """Generate ``rows`` in one batch, yielding each executed thought as soon as it ends."""
+        k = self.settings.num_samples
+        finished: queue.Queue = queue.Queue()
+        failure: list[BaseException] = []
+
+        def on_finish(index: int, tokens: list[int], ended: bool) -> None:
+            finished.put((index, tokens, ended))
+
+        def work() -> None:
+            try:
+                self._generate_rows([r.prompt for r in rows], self.settings, on_finish)
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+            finally:
+                finished.put(None)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        while (item := finished.get()) is not None:
+            index, tokens, ended = item
+            row = rows[index // k]
+            result = execute(row.thought, self._decode(tokens), self.settings.execution_timeout)
+            result.sample, result.new_tokens, result.finished = index % k, len(tokens), ended
+            yield row, result
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    def solve_iter(
+        self, question: str, thoughts: Sequence[str] = THOUGHTS
+    ) -> Iterator[ThoughtResult]:
+        """Yield each thought's executed result as soon as that thought finishes writing.
+
+        All thoughts share one batched ``generate``; use ``combine`` on the results for the vote.
+        """
+        for _, result in self._run_batch(self._rows([question], thoughts)):
+            yield result
+
+    def solve(self, question: str) -> Solution:
+        """Answer one question: three thoughts in one batch, each executed, then the vote."""
+        return self.solve_batch([question])[0]
+
+    def solve_batch(
+        self,
+        questions: Sequence[str],
+        batch_size: int | None = None,
+        strategies: Sequence[str] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Solution]:
+        """Answer many questions. ``batch_size`` caps the rows (question x thought) per
+        ``generate``; None puts everything in one. Rows are grouped by thought and prompt length
+        so that a batch's rows end at similar lengths. ``strategies`` adds extra votes to each
+        solution; ``progress(n)`` is called with the number of rows just finished."""
+        started = time.perf_counter()
+        rows = self._rows(questions, THOUGHTS)
+        rows.sort(key=lambda r: (THOUGHTS.index(r.thought), len(r.prompt)))
+        size = batch_size or len(rows) or 1
+        results: list[list[ThoughtResult]] = [[] for _ in questions]
+        for start in range(0, len(rows), size):
+            for row, result in self._run_batch(rows[start : start + size]):
+                results[row.question].append(result)
+                if progress is not None:
+                    progress(1)
+        seconds = (time.perf_counter() - started) / max(len(questions), 1)
+        solutions = []
+        for question, found in zip(questions, results, strict=True):
+            solution = combine(question, found, self.settings.strategy)
+            solution.seconds = seconds
+            solution.votes = {s: vote(solution.answers(), strategy=s) for s in strategies}
+            solutions.append(solution)
+        return solutions
