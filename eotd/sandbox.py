@@ -15,6 +15,10 @@ from a threaded parent and would copy its models. A fresh interpreter inherits n
 environment we hand it (a minimal one, so no secrets), and starts in about a second; a worker that
 is killed is replaced at once in the background, so the caller that timed out does not wait.
 
+The pool holds ``EOTD_SANDBOX_WORKERS`` workers (default: min(2, CPUs)), started on first use or by
+:func:`warm_up`. A forked child of the parent starts its own pool rather than share the parent's.
+Workers outlive no parent: an idle one exits when its socket closes, a busy one at its CPU limit.
+
 Limits, three walls deep (the callers add a static check as the first):
 - wall clock, enforced by the parent from whatever thread calls (no SIGALRM): past the deadline
   the worker's whole process group gets SIGKILL and a fresh worker takes its place;
@@ -201,7 +205,9 @@ def _set_task_limits(timeout: float, memory_mb: int) -> None:
 
     base = _address_space()
     if base:
-        resource.setrlimit(resource.RLIMIT_AS, (base + memory_mb * _MIB, resource.RLIM_INFINITY))
+        soft = base + memory_mb * _MIB
+        soft = soft if soft < 1 << 62 else resource.RLIM_INFINITY  # (which is -1)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, resource.RLIM_INFINITY))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(usage.ru_utime + usage.ru_stime + timeout) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
@@ -424,12 +430,19 @@ class _Pool:
         for worker in workers:
             worker.kill()
 
+    def forget(self) -> None:
+        """In a forked child: drop the parent's workers (they stay the parent's) and locks."""
+        for worker in self._members:
+            worker.conn.close()
+        self.__init__(self.size)
+
     def pids(self) -> list[int]:
         with self._cond:
             return sorted(worker.proc.pid for worker in self._members)
 
 
-_POOL = _Pool(min(2, os.cpu_count() or 1))
+_POOL = _Pool(int(os.environ.get("EOTD_SANDBOX_WORKERS", 0)) or min(2, os.cpu_count() or 1))
+os.register_at_fork(after_in_child=_POOL.forget)
 
 
 def _outcome(status: str, error: str | None, started: float, **extra: Any) -> SandboxOutcome:
@@ -448,6 +461,10 @@ def run_in_sandbox(
     """
     if timeout <= 0 or memory_mb <= 0:
         raise ValueError("timeout and memory_mb must be positive")
+    if getattr(fn, "__module__", None) == "__main__":
+        raise TypeError(
+            f"{fn.__qualname__} lives in __main__; workers can only import it from a module"
+        )
     try:
         payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:

@@ -299,3 +299,36 @@ def test_no_processes_leak_through_timeouts_crashes_and_shutdown():
     sandbox.shutdown()
     assert children() == []
     assert run_in_sandbox(echo, "back", timeout=30).value == "back"  # restarts lazily
+
+
+def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_alone():
+    parents = sandbox._POOL.pids()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        outcome = run_in_sandbox(echo, "child", timeout=30)
+        mine = sandbox._POOL.pids()
+        sandbox.shutdown()
+        os._exit(0 if outcome.value == "child" and not set(mine) & set(parents) else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert sandbox._POOL.pids() == parents
+    assert run_in_sandbox(echo, "parent").value == "parent"
+
+
+def test_workers_exit_when_their_parent_is_killed():
+    script = (
+        "import os, signal\n"
+        "from eotd import sandbox\n"
+        "sandbox.warm_up()\n"
+        "print(*sandbox._POOL.pids(), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = str(Path(sandbox.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == -signal.SIGKILL
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == sandbox._POOL.size
+    deadline = time.monotonic() + 10
+    while not all(map(dead, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(dead, pids))
