@@ -116,7 +116,8 @@ def write_export(rows: list[ExportRow], out_dir: Path, by: str) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        dataset = datasets.Dataset.from_list(list(rows), features=FEATURES)
+        columns = {name: [row[name] for row in rows] for name in FEATURES}  # type: ignore[literal-required]
+        dataset = datasets.Dataset.from_dict(columns, features=FEATURES)
         with (staging / JSONL).open("w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -124,7 +125,7 @@ def write_export(rows: list[ExportRow], out_dir: Path, by: str) -> Path:
         datasets.utils.disable_progress_bars()
         try:
             dataset.to_parquet(str(staging / PARQUET))
-            dataset.save_to_disk(str(staging / DATASET_DIR))
+            dataset.save_to_disk(str(staging / DATASET_DIR), num_shards=1)  # 1 even when empty
         finally:
             if bars:
                 datasets.utils.enable_progress_bars()

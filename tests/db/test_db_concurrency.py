@@ -1,7 +1,9 @@
 """Many writers at once and writers killed mid-transaction, on real SQLite files.
 
 The writers add ``cot`` corrections: their engine check is ``extract_answer`` in-process, so the
-test measures the store, not the equation sandbox.
+tests exercise the store, not the equation sandbox. The many-writers test runs with
+``synchronous=NORMAL``: it is about locking, and one fsync per commit (the default, FULL) would
+make it take minutes on a busy disk. The crash tests run with the default.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from db_support import integrity, sqlite_url
 from db_writer import write_corrections
 from sqlalchemy import func, select
@@ -39,7 +42,10 @@ def count(store: Store, model: type) -> int:
         return connection.scalar(select(func.count()).select_from(model))
 
 
-def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path: Path):
+def test_threads_and_processes_writing_at_once_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("EOTD_SQLITE_SYNCHRONOUS", "NORMAL")  # inherited by the writer processes
     url = sqlite_url(tmp_path / "eotd.sqlite3")
     store = Store(url)
     processes = [start_writer(url, "stress", f"proc{i}", str(EACH)) for i in range(PROCESSES)]

@@ -1,0 +1,129 @@
+"""Alembic migrations: the first schema upgrades to head keeping every row; head matches the ORM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from db_support import integrity, sqlite_url
+from sqlalchemy import inspect, text
+
+from db.connection import make_engine
+from db.migrate import current_revision, upgrade
+from db.models import Base
+from db.store import Store
+
+NOW = "2026-01-02 03:04:05.000000"
+
+
+def fill_first_schema(url: str, n: int) -> None:
+    """Rows in every table of revision 0001, written with plain SQL as an old app would."""
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO model_versions (id, name, base_model, training_summary, metrics, "
+                "promoted, created_at) VALUES (1, 'v0', 'base', '{}', :m, 1, :t)"
+            ),
+            {"m": json.dumps({"gsm8k": 0.1}), "t": NOW},
+        )
+        for i in range(1, n + 1):
+            c.execute(
+                text(
+                    "INSERT INTO problems (id, question, question_hash, gold_answer, source, "
+                    "source_id, created_at) VALUES (:i, :q, :h, :i, 'gsm8k', :sid, :t)"
+                ),
+                {"i": i, "q": f"Question {i}?", "h": f"{i:064d}", "sid": f"gsm8k-{i}", "t": NOW},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO generations (id, problem_id, model_version_id, thought, raw_text, "
+                    "status, answer, created_at) VALUES (:i, :i, 1, 'cot', 'x', 'no_answer', "
+                    "NULL, :t)"
+                ),
+                {"i": i, "t": NOW},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO corrections (id, problem_id, generation_id, thought, "
+                    "original_text, corrected_text, before_status, after_status, after_answer, "
+                    "matches_gold, unsolved, annotator, status, created_at) VALUES (:i, :i, :i, "
+                    "'cot', 'x', :fix, 'no_answer', 'ok', :i, 1, 0, 'ann', :st, :t)"
+                ),
+                {
+                    "i": i,
+                    "fix": f"The answer is {i}.",
+                    "st": "approved" if i % 2 else "pending",
+                    "t": NOW,
+                },
+            )
+            if i % 2:
+                c.execute(
+                    text(
+                        "INSERT INTO reviews (correction_id, reviewer, decision, created_at) "
+                        "VALUES (:i, 'rev', 'approved', :t)"
+                    ),
+                    {"i": i, "t": NOW},
+                )
+        c.execute(
+            text(
+                "INSERT INTO exports (created_by, path, count, correction_ids, created_at) "
+                "VALUES ('rev', '/tmp/x', 1, '[1]', :t)"
+            ),
+            {"t": NOW},
+        )
+    engine.dispose()
+
+
+def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
+    url = sqlite_url(tmp_path / "old.sqlite3")
+    upgrade(url, "0001")
+    n = 40
+    fill_first_schema(url, n)
+    engine = make_engine(url)
+    assert current_revision(engine) == "0001"
+    assert "correction_uses" not in inspect(engine).get_table_names()
+
+    store = Store(url)  # upgrades to head, as the app does at start
+    assert current_revision(store.engine) == "0002"
+    stats = store.stats()
+    assert (stats.problems, stats.generations, stats.corrections, stats.exports) == (n, n, n, 1)
+    assert stats.by_status["approved"] == stats.by_status["pending"] == n // 2
+    assert (stats.promoted, stats.approved_unused) == ("v0", n // 2)
+    queue = store.pending(limit=100)
+    assert [c.id for c in queue] == list(range(2, n + 1, 2))
+    assert queue[0].created_at.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert store.get_correction(1).problem.question == "Question 1?"
+    assert [r.reviewer for r in store.reviews(1)] == ["rev"]
+    # the new table works on the old rows
+    assert store.mark_used(range(1, n + 1, 2), 1) == n // 2
+    assert store.unused_approved() == []
+    assert integrity(tmp_path / "old.sqlite3") == "ok"
+
+
+def test_head_schema_matches_the_models(tmp_path: Path):
+    url = sqlite_url(tmp_path / "new.sqlite3")
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    upgrade(url)  # a second upgrade is a no-op
+    assert current_revision(engine) == "0002"
+
+
+def test_processes_starting_together_upgrade_once(tmp_path: Path):
+    url = sqlite_url(tmp_path / "fresh.sqlite3")
+    code = "import sys; from db.store import Store; Store(sys.argv[1]).add_problem('Same?')"
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], cwd=root, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    store = Store(url)
+    assert (current_revision(store.engine), store.stats().problems) == ("0002", 1)
