@@ -39,6 +39,11 @@ def _summary(label: str, millis: list[float]) -> str:
     return f"{label:34s} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   (n={len(ranked)})"
 
 
+def _run_all(programs: list[str], threads: int) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        assert all(result.ok for result in pool.map(run_program, programs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="sequential runs for the latencies")
@@ -47,33 +52,24 @@ def main() -> None:
     args = parser.parse_args()
 
     shutdown()
-    start = time.perf_counter()
-    warm_up()
-    print(f"pool of {_POOL.size} workers ready in {time.perf_counter() - start:.2f} s (cold start)")
+    cold_ms = _timed_ms(warm_up)
+    print(f"pool of {_POOL.size} workers ready in {cold_ms / 1000:.2f} s (cold start)")
     assert run_program(TYPICAL).answer == 18.0
-    print(
-        _summary("typical 6-line program", [_timed_ms(run_program, TYPICAL) for _ in range(args.n)])
-    )
-    print(
-        _summary("static check alone", [_timed_ms(check_program, TYPICAL) for _ in range(args.n)])
-    )
+    for label, fn in (
+        ("typical 6-line program", run_program),
+        ("static check alone", check_program),
+    ):
+        print(_summary(label, [_timed_ms(fn, TYPICAL) for _ in range(args.n)]))
 
     programs = [TYPICAL.replace("16", str(10 + i % 90)) for i in range(args.programs)]
-    start = time.perf_counter()
-    with ThreadPoolExecutor(args.threads) as pool:
-        results = list(pool.map(run_program, programs))
-    elapsed = time.perf_counter() - start
-    assert all(r.ok for r in results)
-    print(
-        f"{args.programs:,} programs, {args.threads} threads: {elapsed:.2f} s "
-        f"({args.programs / elapsed:.0f} programs/s)"
-    )
+    seconds = _timed_ms(_run_all, programs, args.threads) / 1000
+    rate = args.programs / seconds
+    print(f"{args.programs:,} programs, {args.threads} threads: {seconds:.2f} s ({rate:.0f}/s)")
 
     timeout_ms = _timed_ms(run_program, "while True:\n    pass\n", 0.2)
     print(f"endless loop with timeout 0.2 s answered in {timeout_ms:.0f} ms")
-    start = time.perf_counter()
-    warm_up()  # waits for the replacement of the killed worker
-    print(f"replacement worker ready {time.perf_counter() - start:.2f} s later")
+    replaced_ms = _timed_ms(warm_up)  # waits for the fresh worker that replaces the killed one
+    print(f"its replacement worker was ready {replaced_ms / 1000:.2f} s later")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,34 @@ ALLOWED_MODULES = {
     "functools": "reduce and lru_cache for recursive counting",
     "datetime": "date and time differences (days between dates, durations)",
 }
-"""Importable modules and why: pure computation, no I/O, no way to reach the system once their
-module-valued attributes are stripped. SymPy is deliberately absent: ``sympify`` is ``eval``."""
+"""Importable modules and why. SymPy is deliberately absent: ``sympify`` is ``eval``."""
+
+MODULE_EXPORTS: dict[str, tuple[str, ...] | None] = {
+    "math": None,
+    "itertools": None,
+    "fractions": ("Fraction",),
+    "decimal": (
+        *("Decimal", "Context", "getcontext", "localcontext", "DecimalException"),
+        *("InvalidOperation", "DivisionByZero", "Inexact", "Rounded", "Overflow", "Underflow"),
+        *("ROUND_UP", "ROUND_DOWN", "ROUND_CEILING", "ROUND_FLOOR", "ROUND_HALF_UP"),
+        *("ROUND_HALF_DOWN", "ROUND_HALF_EVEN", "ROUND_05UP"),
+    ),
+    "statistics": (
+        *("mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low"),
+        *("median_high", "median_grouped", "mode", "multimode", "quantiles", "pstdev"),
+        *("pvariance", "stdev", "variance", "covariance", "correlation", "linear_regression"),
+        *("NormalDist", "StatisticsError"),
+    ),
+    "functools": ("reduce", "lru_cache", "cache", "partial", "cmp_to_key"),
+    "datetime": (
+        *("date", "datetime", "time", "timedelta", "timezone", "tzinfo", "MINYEAR", "MAXYEAR"),
+    ),
+}
+"""What a program sees of each module: ``None`` is every public attribute that is not a module
+(math and itertools are C modules of pure functions), else exactly the names listed. Listing
+matters: ``functools.update_wrapper(f, g, updated=("__globals__",))`` would copy a library
+function's globals (``sys`` among them) into the program's namespace; ``statistics`` re-exports
+helpers it imports; ``decimal.DefaultContext`` is shared state that outlives a run."""
 
 FORBIDDEN_NAMES = frozenset(
     {
@@ -136,7 +162,28 @@ def _identifiers(node: ast.AST) -> list[tuple[str, str]]:
         found.append(("name", node.name))
     elif isinstance(node, ast.MatchMapping):
         found.append(("name", node.rest))
+    elif isinstance(node, ast.MatchClass):  # `case C(attr=...)` reads attributes by name
+        found.extend(("attribute", name) for name in node.kwd_attrs)
     return [(kind, unicodedata.normalize("NFKC", name)) for kind, name in found if name]
+
+
+def _import_violation(node: ast.Import | ast.ImportFrom) -> str | None:
+    if isinstance(node, ast.ImportFrom):
+        modules, imported = [node.module or ""], [alias.name for alias in node.names]
+    else:
+        modules, imported = [alias.name for alias in node.names], []
+    modules = [unicodedata.normalize("NFKC", module) for module in modules]
+    for module in modules:
+        if getattr(node, "level", 0) or module not in ALLOWED_MODULES:
+            allowed = ", ".join(sorted(ALLOWED_MODULES))
+            return f"import of '{module or '.'}' is not allowed (allowed: {allowed})"
+    for name in imported:
+        exports = MODULE_EXPORTS[modules[0]]
+        if name.startswith("_"):
+            return f"importing the private name '{name}' is not allowed"
+        if exports and name != "*" and name not in exports:
+            return f"'{name}' is not available from {modules[0]} (available: {', '.join(exports)})"
+    return None
 
 
 def _violation(node: ast.AST) -> str | None:
@@ -144,17 +191,7 @@ def _violation(node: ast.AST) -> str | None:
     if isinstance(node, ast.ClassDef):
         return "class definitions are not allowed"
     if isinstance(node, ast.Import | ast.ImportFrom):
-        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-        names += [] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-        for module in names:
-            module = unicodedata.normalize("NFKC", module)
-            if getattr(node, "level", 0) or module not in ALLOWED_MODULES:
-                allowed = ", ".join(sorted(ALLOWED_MODULES))
-                return f"import of '{module or '.'}' is not allowed (allowed: {allowed})"
-        if isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                if alias.name.startswith("_"):
-                    return f"importing the private name '{alias.name}' is not allowed"
+        return _import_violation(node)
     for kind, name in _identifiers(node):
         if name.startswith("__") and name.endswith("__") and name != "__name__":
             return f"the dunder {kind} '{name}' is not allowed"
@@ -209,13 +246,13 @@ _class_snapshots: list[tuple[type, dict[str, Any]]] = []
 
 
 def _public_attributes(name: str) -> dict[str, Any]:
-    """The attributes a program sees on module ``name``: public and not themselves modules."""
+    """The attributes a program sees on module ``name`` (see :data:`MODULE_EXPORTS`)."""
     if name not in _module_cache:
         module = importlib.import_module(name)
+        names = MODULE_EXPORTS[name] or [key for key in vars(module) if not key.startswith("_")]
+        values = {key: getattr(module, key) for key in names}
         _module_cache[name] = {
-            key: value
-            for key, value in vars(module).items()
-            if not key.startswith("_") and not isinstance(value, types.ModuleType)
+            key: value for key, value in values.items() if not isinstance(value, types.ModuleType)
         }
     return _module_cache[name]
 

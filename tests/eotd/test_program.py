@@ -188,6 +188,14 @@ def test_printing_forever_is_capped_and_times_out():
         ("ans = '{0.__class__}'.format(1)", "'.format'"),
         ("import fractions\nans = fractions.Fraction._from_coprime_ints", "'._from_coprime_ints'"),
         ("class A:\n    pass", "line 1: class definitions are not allowed"),
+        (
+            "match ():\n    case tuple(__class__=c):\n        ans = 1",
+            "line 2: the dunder attribute",
+        ),
+        (
+            "from functools import update_wrapper",
+            "'update_wrapper' is not available from functools",
+        ),
         ("def f(__x__):\n    return 1", "dunder name '__x__'"),
         # unicode look-alikes: Python folds identifiers with NFKC, and so does the check
         ("ｅｘｅｃ('ans = 1')", "'exec' is not allowed"),
@@ -270,6 +278,23 @@ def test_without_the_static_check_a_fork_bomb_still_cannot_fork():
     status, _, error, _ = run_in_sandbox(execute_program, escape, timeout=10).value
     assert status == "runtime_error"
     assert error.startswith(("PermissionError", "BlockingIOError"))
+
+
+def test_library_helpers_that_reach_module_globals_are_not_exported():
+    # the static check sees no dunder here, only a string; the module copy must not offer it
+    escape = (
+        "import functools, statistics\n"
+        "def h():\n"
+        "    pass\n"
+        "functools.update_wrapper(h, statistics.mean, (), ('__glob' + 'als__',))\n"
+        "ans = len(sys.modules['os'].listdir('/'))\n"
+    )
+    result = run(escape)
+    assert result.status == "runtime_error"
+    assert result.error == (
+        "AttributeError: module 'functools' has no attribute 'update_wrapper' (line 4)"
+    )
+    assert run("import decimal\nans = decimal.DefaultContext.prec").status == "runtime_error"
 
 
 def test_tampering_with_shared_classes_does_not_leak_into_later_runs():
