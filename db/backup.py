@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from db.connection import sqlite_path
+from db.export import write_export
 from db.models import utcnow
 from db.store import Store
 
@@ -75,44 +76,41 @@ class LocalFolder:
 
 @dataclass(frozen=True)
 class HfDatasetRepo:
-    """Backups in a private Hugging Face dataset repo: ``latest/`` plus ``history/<name>/``."""
+    """Backups in a private Hugging Face dataset repo, laid out like :class:`LocalFolder`:
+    ``<name>/`` per backup and a ``latest`` file naming the newest, pushed in one commit."""
 
     repo_id: str
     token: str | None = None
-    keep_history: bool = True
 
     def push(self, folder: Path, name: str) -> str:
         from huggingface_hub import HfApi
 
         api = HfApi(token=self.token)
         api.create_repo(self.repo_id, repo_type="dataset", private=True, exist_ok=True)
-        paths = [LATEST, f"history/{name}"] if self.keep_history else [LATEST]
-        for path_in_repo in paths:
+        with tempfile.TemporaryDirectory(prefix="eotd-push-") as tmp:
+            shutil.copytree(folder, Path(tmp) / name)
+            (Path(tmp) / LATEST).write_text(name + "\n", encoding="utf-8")
             api.upload_folder(
                 repo_id=self.repo_id,
                 repo_type="dataset",
-                folder_path=str(folder),
-                path_in_repo=path_in_repo,
+                folder_path=tmp,
                 commit_message=f"EoTD Studio backup {name}",
             )
-        return f"hf://datasets/{self.repo_id}/{LATEST}"
+        return f"hf://datasets/{self.repo_id}/{name}"
 
     def fetch_latest(self, dest: Path) -> Path | None:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import RepositoryNotFoundError
+        from huggingface_hub import hf_hub_download, snapshot_download
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
         try:
+            pointer = hf_hub_download(self.repo_id, LATEST, repo_type="dataset", token=self.token)
+            name = Path(pointer).read_text(encoding="utf-8").strip()
             local = snapshot_download(
-                self.repo_id,
-                repo_type="dataset",
-                allow_patterns=[f"{LATEST}/*", f"{LATEST}/**"],
-                token=self.token,
+                self.repo_id, repo_type="dataset", allow_patterns=[f"{name}/**"], token=self.token
             )
-        except RepositoryNotFoundError:
+        except (RepositoryNotFoundError, EntryNotFoundError):
             return None
-        if not (Path(local) / LATEST / SNAPSHOT).exists():
-            return None
-        shutil.copytree(Path(local) / LATEST, dest)
+        shutil.copytree(Path(local) / name, dest)
         return dest
 
 
@@ -138,7 +136,8 @@ def snapshot(db_file: Path, dest: Path) -> Path:
 
 
 def backup(store: Store, target: BackupTarget, by: str = "backup") -> BackupResult:
-    """Snapshot the store's database and export its approved corrections to ``target``."""
+    """Snapshot the store's database and export its approved corrections to ``target``; the
+    export is recorded with the backup's location."""
     db_file = sqlite_path(store.url)
     if db_file is None:
         raise ValueError(f"{store.engine.url.render_as_string()}: only SQLite stores are snapshot")
@@ -146,12 +145,14 @@ def backup(store: Store, target: BackupTarget, by: str = "backup") -> BackupResu
     name = taken_at.strftime("%Y%m%dT%H%M%S%fZ")
     with tempfile.TemporaryDirectory(prefix="eotd-backup-") as tmp:
         folder = Path(tmp) / name
-        folder.mkdir()
-        exported = store.export(folder / EXPORT, by=by)
+        rows = store.approved()
+        write_export(rows, folder / EXPORT, by=by)
         snapshot(db_file, folder / SNAPSHOT)
         location = target.push(folder, name)
-    log.info("backup %s: %d corrections, database snapshot -> %s", name, exported.count, location)
-    return BackupResult(name, location, exported.count, taken_at)
+    ids = [row["correction_id"] for row in rows]
+    store.record_export(by, f"{location}/{EXPORT}", ids)
+    log.info("backup %s: %d corrections, database snapshot -> %s", name, len(ids), location)
+    return BackupResult(name, location, len(ids), taken_at)
 
 
 def restore_latest(target: BackupTarget, db_file: Path) -> bool:

@@ -687,15 +687,21 @@ class Store:
         """Write approved corrections (all, or these ids) to ``out_dir`` as a ``datasets`` Dataset,
         JSONL and Parquet with a dataset card, and record the export. ``out_dir`` must not exist
         or be empty: an export never overwrites another."""
+        if not by.strip():
+            raise ValueError("say who is exporting (by is empty)")
         rows = self.approved(correction_ids)
         path = export_io.write_export(rows, Path(out_dir), by=by)
+        return self.record_export(by, str(path), [row["correction_id"] for row in rows])
+
+    def record_export(self, by: str, location: str, correction_ids: list[int]) -> Export:
+        """Record that these corrections went out to ``location`` (a folder, a repo URL)."""
 
         def work(s: Session) -> Export:
             record = Export(
                 created_by=by,
-                path=str(path),
-                count=len(rows),
-                correction_ids=[row["correction_id"] for row in rows],
+                path=location,
+                count=len(correction_ids),
+                correction_ids=correction_ids,
             )
             s.add(record)
             s.flush()

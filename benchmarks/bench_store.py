@@ -1,0 +1,161 @@
+"""Correction store speed on a real SQLite file: writes per second and review-queue latency.
+
+    python -m benchmarks.bench_store [--writes 1000] [--threads 8] [--eot 100] [--rows 100000]
+
+Prints corrections written per second through ``Store.add_correction`` (``cot``, whose engine
+check is in-process, from 1 thread and from ``--threads`` threads; ``eot``, solved in the sandbox,
+from 1 thread), with the default ``synchronous=FULL`` and with ``NORMAL``; then fills a store with
+``--rows`` corrections and prints p50/p95 of the pending-queue query (first page, a deep page,
+filtered by annotator and by dataset), ``stats()`` and ``conflicts()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from db.models import Correction, Problem, utcnow
+from db.store import Store, question_hash
+
+EOT = "% eggs left\nleft = 16 - 3 - 4\nmoney = left * 2\nans = money\n"
+DATASETS = ("gsm8k", "svamp", "asdiv", "multiarith", "typed")
+
+
+def write_rate(folder: Path, synchronous: str, thought: str, n: int, threads: int) -> float:
+    """Corrections per second, ``n`` in all, from ``threads`` threads."""
+    os.environ["EOTD_SQLITE_SYNCHRONOUS"] = synchronous
+    store = Store(f"sqlite:///{folder / f'write-{synchronous}-{thought}-{threads}.sqlite3'}")
+    problem = store.add_problem("Janet's ducks lay 16 eggs...", 18)
+    text = EOT if thought == "eot" else "She makes $18. The answer is 18."
+
+    store.add_correction(thought, text, "warm-up", problem.id)  # starts the sandbox workers
+
+    def work(count: int) -> None:
+        for _ in range(count):
+            store.add_correction(thought, text, "bench", problem.id)
+
+    workers = [threading.Thread(target=work, args=(n // threads,)) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    store.close()
+    return (n // threads) * threads / elapsed
+
+
+def fill(store: Store, rows: int, seed: int = 0) -> None:
+    """``rows`` corrections over ``rows // 20`` problems, 20 annotators; about 30 % pending."""
+    rng = random.Random(seed)
+    n_problems = max(1, rows // 20)
+    start = utcnow() - timedelta(days=30)
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(Problem),
+            [
+                {
+                    "question": f"Problem {i}?",
+                    "question_hash": question_hash(f"Problem {i}?"),
+                    "gold_answer": float(i),
+                    "source": DATASETS[i % len(DATASETS)],
+                    "source_id": f"p-{i}",
+                    "created_at": start,
+                }
+                for i in range(n_problems)
+            ],
+        )
+        statuses = ["pending"] * 3 + ["approved"] * 5 + ["rejected"] * 2
+        for offset in range(0, rows, 10_000):
+            connection.execute(
+                insert(Correction),
+                [
+                    {
+                        "problem_id": rng.randrange(n_problems) + 1,
+                        "thought": rng.choice(("cot", "pot", "eot")),
+                        "corrected_text": f"The answer is {i}.",
+                        "after_status": "ok",
+                        "after_answer": float(rng.randrange(5)),
+                        "unsolved": False,
+                        "annotator": f"annotator{rng.randrange(20)}",
+                        "status": rng.choice(statuses),
+                        "created_at": start + timedelta(seconds=i),
+                    }
+                    for i in range(offset, min(rows, offset + 10_000))
+                ],
+            )
+
+
+def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """p50 and p95 of ``call`` in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    cuts = statistics.quantiles(times, n=20)
+    return statistics.median(times), cuts[18]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--eot", type=int, default=100)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        folder = Path(tmp)
+        print("corrections written per second (Store.add_correction, SQLite file)")
+        for synchronous in ("FULL", "NORMAL"):
+            for thought, n, threads in (
+                ("cot", args.writes, 1),
+                ("cot", args.writes, args.threads),
+                ("eot", args.eot, 1),
+            ):
+                rate = write_rate(folder, synchronous, thought, n, threads)
+                print(
+                    f"  synchronous={synchronous:6} {thought} x{n:<5} {threads} thread(s): "
+                    f"{rate:7.0f}/s"
+                )
+        os.environ.pop("EOTD_SQLITE_SYNCHRONOUS")
+
+        store = Store(f"sqlite:///{folder / 'queue.sqlite3'}")
+        start = time.perf_counter()
+        fill(store, args.rows)
+        stats = store.stats()
+        print(
+            f"\nfilled {stats.corrections:,} corrections ({stats.by_status['pending']:,} pending) "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
+        deep = stats.by_status["pending"] // 2
+        queries: dict[str, Callable[[], object]] = {
+            "pending(limit=50)": lambda: store.pending(limit=50),
+            f"pending(limit=50, offset={deep:,})": lambda: store.pending(limit=50, offset=deep),
+            "pending(annotator=...)": lambda: store.pending(limit=50, annotator="annotator7"),
+            "pending(dataset='svamp')": lambda: store.pending(limit=50, dataset="svamp"),
+            "stats()": store.stats,
+            "conflicts()": store.conflicts,
+        }
+        print(f"query latency at {stats.corrections:,} rows, ms (p50 / p95 of {args.repeat})")
+        for name, call in queries.items():
+            repeat = args.repeat if "pending" in name else max(3, args.repeat // 10)
+            p50, p95 = timed(call, repeat)
+            print(f"  {name:40} {p50:8.2f} / {p95:8.2f}")
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
