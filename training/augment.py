@@ -24,8 +24,8 @@ from typing import Any
 from training.teachers.rule import (
     ConversionError,
     Step,
-    _fold,
     answer_steps,
+    compute,
     format_number,
     lex,
     number_text,
@@ -115,7 +115,7 @@ def _values(steps: list[Step], mapping: dict[Fraction, Fraction]) -> list[Fracti
             value = Fraction(str(text))
             return mapping.get(value, value)
 
-        value = _fold(step.parts, leaf)
+        value = compute(step.parts, leaf)
         if value is None:
             return None
         values.append(value)

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import sympy
-
 THOUGHTS = ("cot", "pot", "eot")
 
 _ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
@@ -145,10 +143,10 @@ def _evaluate(parts: list[tuple[str, str | int]], x: Fraction | None = None) -> 
             return x
         return Fraction(str(text)) if kind in ("num", "const") else None
 
-    return _fold(parts, leaf)
+    return compute(parts, leaf)
 
 
-def _fold(parts: list[tuple[str, str | int]], leaf: Callable[[str, str | int], Any]) -> Any:
+def compute(parts: list[tuple[str, str | int]], leaf: Callable[[str, str | int], Any]) -> Any:
     """Compute an expression over any number-like values; `leaf` gives the value of an operand.
 
     Returns None if the expression is invalid, divides by zero or raises to a huge power.
@@ -658,10 +656,12 @@ def isolate(step: Step, steps: list[Step]) -> str | None:
     built here from parsed parts (never from text); each literal and reference is a symbol, so
     the result is written with the numbers as the rationale wrote them.
     """
+    import sympy  # only needed for the few rationales with an equation
+
     unknown = sympy.Symbol("x")
     names: dict[str, str] = {}
 
-    def leaf(kind: str, text: str | int) -> sympy.Expr | None:
+    def leaf(kind: str, text: str | int) -> Any:
         if kind == "var":
             return unknown
         if kind == "const":
@@ -670,7 +670,7 @@ def isolate(step: Step, steps: list[Step]) -> str | None:
         names[symbol] = steps[int(text)].name if kind == "ref" else str(text)
         return sympy.Symbol(symbol, positive=True)
 
-    lhs, rhs = _fold(step.parts, leaf), _fold(step.rhs or [], leaf)
+    lhs, rhs = compute(step.parts, leaf), compute(step.rhs or [], leaf)
     if lhs is None or rhs is None:
         return None
     solutions = sympy.solve(sympy.Eq(lhs, rhs), unknown)
