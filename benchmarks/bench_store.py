@@ -56,9 +56,10 @@ def write_rate(folder: Path, synchronous: str, thought: str, n: int, threads: in
 
 
 def fill(store: Store, rows: int, seed: int = 0) -> None:
-    """``rows`` corrections over ``rows // 20`` problems, 20 annotators; about 30 % pending."""
+    """``rows`` corrections over ``rows // 2`` problems by 20 annotators: about 30 % pending,
+    5 % answering one more than the gold answer (so some problems are in conflict)."""
     rng = random.Random(seed)
-    n_problems = max(1, rows // 20)
+    n_problems = max(1, rows // 2)
     start = utcnow() - timedelta(days=30)
     with store.engine.begin() as connection:
         connection.execute(
@@ -81,11 +82,11 @@ def fill(store: Store, rows: int, seed: int = 0) -> None:
                 insert(Correction),
                 [
                     {
-                        "problem_id": rng.randrange(n_problems) + 1,
+                        "problem_id": (pid := rng.randrange(n_problems)) + 1,
                         "thought": rng.choice(("cot", "pot", "eot")),
                         "corrected_text": f"The answer is {i}.",
                         "after_status": "ok",
-                        "after_answer": float(rng.randrange(5)),
+                        "after_answer": float(pid + (rng.random() < 0.05)),
                         "unsolved": False,
                         "annotator": f"annotator{rng.randrange(20)}",
                         "status": rng.choice(statuses),

@@ -546,12 +546,18 @@ class Store:
     def conflicts(self) -> list[Conflict]:
         """Problems where corrections by different annotators (pending or approved) solve to
         different answers, oldest problem first."""
+        from eotd.answers import ABS_TOL
+
         live = (Correction.status.in_((PENDING, APPROVED)), Correction.after_answer.is_not(None))
+        # Two answers that differ also differ by more than ABS_TOL: a cheap SQL pre-filter.
         contested = (
             select(Correction.problem_id)
             .where(*live)
             .group_by(Correction.problem_id)
-            .having(func.count(func.distinct(Correction.annotator)) > 1)
+            .having(
+                func.count(func.distinct(Correction.annotator)) > 1,
+                func.max(Correction.after_answer) - func.min(Correction.after_answer) > ABS_TOL,
+            )
         )
         query = (
             _corrections()
