@@ -113,18 +113,11 @@ def llm_candidates(
     """`cfg.samples` completions per problem and thought from the LLM teacher."""
     from training.teachers.llm import ChatClient, LLMSettings, build_requests, extract_target
 
+    same = ("base_url", "api_key", "model", "samples", "temperature", "max_tokens", "concurrency")
     settings = LLMSettings(
-        base_url=cfg.base_url,
-        api_key=cfg.api_key,
-        model=cfg.model,
-        samples=cfg.samples,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        concurrency=cfg.concurrency,
+        **{name: getattr(cfg, name) for name in (*same, "retries", "progress")},
         timeout=cfg.request_timeout,
-        retries=cfg.retries,
         cache=cfg.cache or cfg.out / "llm_cache.jsonl",
-        progress=cfg.progress,
     )
     client = ChatClient(settings)
     try:
