@@ -25,15 +25,18 @@ Limits, three walls deep (the callers add a static check as the first):
 - in the worker: ``RLIMIT_AS`` (its warm size plus ``memory_mb``; allocation beyond it raises
   ``MemoryError``), ``RLIMIT_CPU`` (a backstop a little past the timeout), ``RLIMIT_NPROC=0``,
   ``RLIMIT_FSIZE=0`` (no file writes), a small ``RLIMIT_NOFILE``, no core dumps;
-- no new processes: the kernel ignores ``RLIMIT_NPROC`` for root, so a seccomp filter also makes
-  fork, clone and exec fail with EPERM (Linux x86_64/aarch64); and a worker started as root drops
-  to ``nobody`` when the interpreter's files are readable by ``nobody`` (not so under /root).
+- a seccomp filter (Linux x86_64/aarch64): fork, clone, exec, opening files for writing,
+  deleting, renaming or chmod-ing them, sockets, signals to other processes and the
+  administrative syscalls all fail with EPERM. This is what binds a worker that stays root (the
+  kernel ignores ``RLIMIT_NPROC`` and file permissions for root); a worker started as root drops
+  to ``nobody`` where the interpreter's files are readable by ``nobody`` (not so under /root).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import io
 import os
 import pickle
@@ -126,43 +129,90 @@ def _address_space() -> int:
         return 0
 
 
-_SECCOMP_ARCHES = {
-    # machine: (AUDIT_ARCH_*, syscalls that create processes or run programs)
-    "x86_64": (0xC000003E, (56, 57, 58, 59, 322, 435)),  # clone fork vfork execve execveat clone3
-    "aarch64": (0xC00000B7, (220, 221, 281, 435)),  # clone execve execveat clone3
-}
+_DENIED_SYSCALLS = {
+    # name: (x86_64 number, aarch64 number or None), from the kernel's unistd headers
+    # new processes and programs
+    "clone": (56, 220), "clone3": (435, 435), "fork": (57, None), "vfork": (58, None),
+    "execve": (59, 221), "execveat": (322, 281),
+    # changes to the file system (open/openat for writing are refused by their flags)
+    "creat": (85, None), "unlink": (87, None), "unlinkat": (263, 35), "rename": (82, None),
+    "renameat": (264, 38), "renameat2": (316, 276), "mkdir": (83, None), "mkdirat": (258, 34),
+    "rmdir": (84, None), "mknod": (133, None), "mknodat": (259, 33), "link": (86, None),
+    "linkat": (265, 37), "symlink": (88, None), "symlinkat": (266, 36), "chmod": (90, None),
+    "fchmod": (91, 52), "fchmodat": (268, 53), "chown": (92, None), "fchown": (93, 55),
+    "lchown": (94, None), "fchownat": (260, 54), "truncate": (76, 45), "ftruncate": (77, 46),
+    "openat2": (437, 437), "open_by_handle_at": (304, 265), "io_uring_setup": (425, 425),
+    # the network, other processes, the machine
+    "socket": (41, 198), "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131),
+    "rt_sigqueueinfo": (129, 138), "rt_tgsigqueueinfo": (297, 240),
+    "pidfd_send_signal": (424, 424), "ptrace": (101, 117), "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271), "mount": (165, 40), "umount2": (166, 39),
+    "pivot_root": (155, 41), "chroot": (161, 51), "unshare": (272, 97), "setns": (308, 268),
+    "reboot": (169, 142), "swapon": (167, 224), "swapoff": (168, 225),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106),
+    "kexec_load": (246, 104), "kexec_file_load": (320, 294), "bpf": (321, 280),
+    "perf_event_open": (298, 241), "userfaultfd": (323, 282), "add_key": (248, 217),
+    "request_key": (249, 218), "keyctl": (250, 219), "acct": (163, 89), "quotactl": (179, 60),
+    "sethostname": (170, 161), "setdomainname": (171, 162), "settimeofday": (164, 170),
+    "clock_settime": (227, 112), "adjtimex": (159, 171), "iopl": (172, None),
+    "ioperm": (173, None),
+}  # fmt: skip
+"""Syscalls a worker may not make (they fail with EPERM)."""
+_OPEN_CALLS = {"x86_64": ((2, 1), (257, 2)), "aarch64": ((56, 2),)}  # (open(at), flags arg)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 
 
-def _forbid_new_processes() -> bool:
-    """Install a seccomp filter making fork/clone/exec fail with EPERM; False if unsupported.
+def _seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp filter: (code, jump if true, jump if false, constant) rows.
 
-    ``RLIMIT_NPROC`` does the same for ordinary users, but the kernel never applies it to root,
-    and a worker stays root where the interpreter is not readable by ``nobody``.
+    Layout: check the ABI, load the syscall number, compare with each open call (to its flag
+    check) and each denied syscall (to EPERM), else allow. Jumps only go forward.
+    """
+    load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS, for a foreign ABI (i386, x32)
+    index = 0 if machine == "x86_64" else 1
+    denied = [numbers[index] for numbers in _DENIED_SYSCALLS.values() if numbers[index]]
+    opens = _OPEN_CALLS[machine]
+    first_check = 5 + len(opens) + len(denied) + 1
+    deny_at = first_check + 4 * len(opens)
+    program = [(load, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, kill)]
+    program += [(load, 0, 0, 0), (jge, deny_at + 1 - 5, 0, 0x40000000)]  # x32 numbers: kill
+    for i, (number, _) in enumerate(opens):
+        program.append((jeq, first_check + 4 * i - len(program) - 1, 0, number))
+    for number in denied:
+        program.append((jeq, deny_at - len(program) - 1, 0, number))
+    program.append((ret, 0, 0, allow))
+    for _, flags_arg in opens:  # seccomp_data.args[i] starts at byte 16 + 8 i (low half first)
+        program += [(load, 0, 0, 16 + 8 * flags_arg), (jset, 0, 1, _WRITE_FLAGS)]
+        program += [(ret, 0, 0, deny), (ret, 0, 0, allow)]
+    program += [(ret, 0, 0, deny), (ret, 0, 0, kill)]
+    assert all(0 <= jt < 256 for _, jt, _, _ in program)
+    return program
+
+
+def _install_seccomp() -> bool:
+    """Install :func:`_seccomp_program` for this process; False where unsupported.
+
+    This is what keeps a worker that stays root (see :func:`_nobody_can_import`) from touching
+    the machine: ``RLIMIT_NPROC`` and file permissions do not bind root, seccomp does.
     """
     import ctypes
-    import errno
 
-    arch = _SECCOMP_ARCHES.get(os.uname().machine)
-    if arch is None or not sys.platform.startswith("linux"):
+    machine = os.uname().machine
+    if machine not in _AUDIT_ARCH or not sys.platform.startswith("linux"):
         return False
-    audit_arch, syscalls = arch
-    load, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
-    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, RET_ERRNO
-    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS: a foreign ABI (x32, i386) is not allowed
-    n = len(syscalls)
-    program = [(load, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, kill), (load, 0, 0, 0)]
-    program.append((0x35, n + 2, 0, 0x40000000))  # BPF_JGE: x32 syscall numbers -> kill
-    program += [(jeq, n - i, 0, number) for i, number in enumerate(syscalls)]
-    program += [(ret, 0, 0, allow), (ret, 0, 0, deny), (ret, 0, 0, kill)]
-    filters = (ctypes.c_uint64 * len(program))()
+    program = _seccomp_program(machine)
+    rows = (ctypes.c_uint64 * len(program))()
     for i, (code, jt, jf, k) in enumerate(program):
-        filters[i] = code | jt << 16 | jf << 24 | k << 32
-    prog = (ctypes.c_uint64 * 2)(len(program), ctypes.addressof(filters))
+        rows[i] = code | jt << 16 | jf << 24 | k << 32  # struct sock_filter, little-endian
+    fprog = (ctypes.c_uint64 * 2)(len(program), ctypes.addressof(rows))  # struct sock_fprog
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         return False
-    return libc.prctl(22, 2, ctypes.addressof(prog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+    return libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
 
 
 def _nobody_can_import() -> bool:
@@ -186,7 +236,7 @@ def _lock_down() -> None:
 
     sys.dont_write_bytecode = True
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG
-    _forbid_new_processes()
+    _install_seccomp()
     if os.geteuid() == 0 and _nobody_can_import():
         os.setgroups([])
         os.setgid(NOBODY_UID)

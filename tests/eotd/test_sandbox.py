@@ -6,6 +6,7 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -63,6 +64,18 @@ def run_true() -> int:
 def write_file(path: str) -> int:
     with open(path, "w") as handle:
         return handle.write("x" * 100)
+
+
+def remove(path: str) -> None:
+    os.unlink(path)
+
+
+def open_socket() -> None:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+
+def signal_parent() -> None:
+    os.kill(os.getppid(), 0)
 
 
 def limits() -> dict[str, tuple[int, int]]:
@@ -233,12 +246,21 @@ def test_worker_cannot_fork_or_run_programs():
     assert run_in_sandbox(run_true).status == "error"
 
 
-def test_worker_cannot_write_files(tmp_path):
-    os.chmod(tmp_path, 0o777)  # writable for the worker's user, so only the limit can stop it
-    target = tmp_path / "out.txt"
-    outcome = run_in_sandbox(write_file, str(target))
-    assert outcome.status == "error"
-    assert not target.exists() or target.stat().st_size == 0
+def test_worker_cannot_change_the_file_system(tmp_path):
+    os.chmod(tmp_path, 0o777)  # writable for the worker's user: only the sandbox can stop it
+    target, kept = tmp_path / "out.txt", tmp_path / "kept.txt"
+    kept.write_text("keep me")
+    kept.chmod(0o666)
+    assert run_in_sandbox(write_file, str(target)).exc_type == "PermissionError"
+    assert not target.exists()
+    assert run_in_sandbox(write_file, str(kept)).exc_type == "PermissionError"
+    assert run_in_sandbox(remove, str(kept)).exc_type == "PermissionError"
+    assert kept.read_text() == "keep me"
+
+
+def test_worker_cannot_open_sockets_or_signal_other_processes():
+    assert run_in_sandbox(open_socket).exc_type == "PermissionError"
+    assert run_in_sandbox(signal_parent).exc_type == "PermissionError"
 
 
 def test_worker_environment_holds_no_secrets(monkeypatch):
