@@ -54,17 +54,15 @@ def message(text: str, kind: str = "info") -> str:
 
 
 def badge(view: ThoughtView | None) -> str:
-    """A status pill: solved (with the answer), no answer and why, or still writing."""
+    """A status pill: solved (with the answer), the failure and why, or still writing."""
     if view is None:
         return '<span class="badge wait">writing…</span>'
     if view.ok:
         return f'<span class="badge ok">{escape(view.status)}: {escape(num(view.answer))}</span>'
-    why = view.error or view.status.replace("_", " ")
-    unfinished = "" if view.finished else " (ran out of tokens)"
-    return (
-        f'<span class="badge bad" title="{escape(why)}">no answer: '
-        f"{escape(view.status.replace('_', ' '))}{escape(unfinished)}</span>"
-    )
+    label = view.status.replace("_", " ")
+    if not view.finished:
+        label += " (ran out of tokens)"
+    return f'<span class="badge bad" title="{escape(view.error or label)}">{escape(label)}</span>'
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -23,6 +23,8 @@ from studio.solving import InputError, SolveState
 THOUGHT_ORDER = ("cot", "pot", "eot")
 EDIT_ORDER = ("eot", "pot", "cot")
 STATUSES = ["pending", "approved", "rejected", "withdrawn", "all"]
+STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef4444",
+                 "withdrawn": "#6b7280"}  # fmt: skip
 QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
 USER_ERRORS = (InputError, StoreError, ValueError, LookupError)
 MODEL = "student"  # concurrency group of everything that runs the model
@@ -234,9 +236,19 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
                 gr.Markdown("### Statistics")
                 stats_html = gr.HTML(elem_id="stats")
                 with gr.Row():
-                    status_plot = gr.BarPlot(x="status", y="count", title="Corrections by status")
+                    status_plot = gr.BarPlot(
+                        x="status",
+                        y="count",
+                        color="status",
+                        color_map=STATUS_COLORS,
+                        title="Corrections by status",
+                    )
                     daily_plot = gr.BarPlot(
-                        x="day", y="count", color="status", title="Corrections by day"
+                        x="day",
+                        y="count",
+                        color="status",
+                        color_map=STATUS_COLORS,
+                        title="Corrections by day",
                     )
                 accuracy_plot = gr.BarPlot(
                     x="thought",
@@ -301,6 +313,23 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
         )
 
         # ------------------------------------------------------------------------ Review events
+        def statistics() -> list:
+            return [
+                render.stats_html(studio.store.stats()),
+                studio.status_frame(),
+                studio.daily_frame(),
+                studio.accuracy_frame(),
+                render.conflicts_html(studio.store.conflicts()),
+            ]
+
+        stats_outputs = [stats_html, status_plot, daily_plot, accuracy_plot, conflicts_html]
+        gr.on(
+            [refresh_btn.click, review_tab.select],
+            statistics,
+            outputs=stats_outputs,
+            api_visibility="private",
+        )
+
         filters = [status_f, annotator_f, dataset_f]
 
         def show(ids: list[int], index: int) -> str:
@@ -381,7 +410,7 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
                 [review_ids, review_index, reviewer, note, *filters],
                 [review_msg, note, *queue_outputs],
                 api_visibility="private",
-            )
+            ).then(statistics, outputs=stats_outputs, api_visibility="private")
 
         def on_export(who: str) -> tuple[str | None, str]:
             try:
@@ -390,24 +419,9 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
                 return None, render.message(str(exc), "error")
             return str(path), render.message(f"Exported {count} approved corrections.", "ok")
 
-        export_btn.click(on_export, reviewer, [export_file, export_msg], api_visibility="private")
-
-        def statistics() -> list:
-            return [
-                render.stats_html(studio.store.stats()),
-                studio.status_frame(),
-                studio.daily_frame(),
-                studio.accuracy_frame(),
-                render.conflicts_html(studio.store.conflicts()),
-            ]
-
-        stats_outputs = [stats_html, status_plot, daily_plot, accuracy_plot, conflicts_html]
-        gr.on(
-            [refresh_btn.click, review_tab.select, export_btn.click],
-            statistics,
-            outputs=stats_outputs,
-            api_visibility="private",
-        )
+        export_btn.click(
+            on_export, reviewer, [export_file, export_msg], api_visibility="private"
+        ).then(statistics, outputs=stats_outputs, api_visibility="private")
 
         # ------------------------------------------------------------------ Active learning
         @user_errors

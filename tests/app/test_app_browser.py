@@ -1,0 +1,156 @@
+"""The full flow in real headless Chromium (Debian's package, driven by Playwright): solve an
+example, edit the equations and watch them re-solve, save, approve in review (by keyboard),
+export; plus no script injection through a question. Screenshots of every tab go to a temp dir,
+or to ``EOTD_SCREENSHOTS`` (``docs/screenshots`` for the docs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SVAMP_1_EOT, Served
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+        reason="Debian's chromium is not installed (CI installs it and never skips)",
+    ),
+]
+WAIT = 60_000  # ms; the first solve waits for the tiny model and the sandbox to warm up
+
+
+@pytest.fixture
+def page(served: Served) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(WAIT)
+        page.goto(served.url)
+        page.wait_for_selector("#question textarea")
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("EOTD_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def box(page, elem_id: str):
+    """The text field of a Gradio Textbox."""
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+
+
+def press(page, key: str) -> None:
+    """A key press outside any text box (where the shortcuts listen)."""
+    page.locator("h1").first.click()
+    page.keyboard.press(key)
+
+
+def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path: Path) -> None:
+    page.get_by_text("Each pack of dvds costs 76 dollars").first.click()  # an example
+    page.click("#solve-btn")
+    page.wait_for_selector("#vote:has-text('strategy')")
+    assert "gold answer 51" in page.inner_text("#gold")
+    assert "gold 51" in page.inner_text("#vote")
+    for thought in ("cot", "pot", "eot"):
+        assert page.locator(f"#panel-{thought} .badge").count() == 1
+    page.screenshot(path=shots / "solve.png", full_page=True)
+
+    tab(page, "Correct")
+    editor = box(page, "edit-eot")
+    editor.fill("price = 76\ndiscount = 25\nans = price -")
+    page.wait_for_selector("#check-eot:has-text('line 3')")
+    editor.fill(SVAMP_1_EOT)
+    page.wait_for_selector("#check-eot:has-text('solved: 51')")
+    assert "pay" in page.inner_text("#check-eot")  # the table of solved variables
+    box(page, "annotator").fill("ann")
+    page.click("#save-eot")
+    page.wait_for_selector("#msg-eot:has-text('Saved correction')")
+    assert "matches gold" in page.inner_text("#msg-eot")
+    box(page, "edit-cot").fill("76 - 25 = 51. The answer is 51.")
+    page.click("#save-cot")
+    page.wait_for_selector("#msg-cot:has-text('Saved correction')")
+    page.screenshot(path=shots / "correct.png", full_page=True)
+
+    tab(page, "Review & data")
+    box(page, "reviewer").fill("rev")
+    page.wait_for_selector("#review-card:has-text('(1 of 2)')")
+    assert "+ discount = 25" in page.inner_text("#review-card")  # the diff
+    press(page, "j")
+    page.wait_for_selector("#review-card:has-text('(2 of 2)')")
+    press(page, "k")
+    page.wait_for_selector("#review-card:has-text('(1 of 2)')")
+    press(page, "a")
+    page.wait_for_selector("#review-msg:has-text('approved by rev')")
+    page.wait_for_selector("#review-card:has-text('(1 of 1)')")
+    box(page, "note").fill("the chain of thought skips the reasoning")
+    page.click("#reject-btn")
+    page.wait_for_selector("#review-msg:has-text('rejected by rev')")
+    page.click("#export-btn")
+    page.wait_for_selector("#export-msg:has-text('Exported 1 approved')")
+    with page.expect_download() as download:
+        page.locator("#export-file a").first.click()
+    archive = tmp_path / "export.zip"
+    download.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        rows = [json.loads(line) for line in z.read("corrections.jsonl").splitlines()]
+    assert [(r["thought"], r["target"], r["reviewer"]) for r in rows] == [
+        ("eot", SVAMP_1_EOT, "rev")
+    ]
+    page.screenshot(path=shots / "review.png", full_page=True)
+
+    tab(page, "Active learning")
+    page.click("#rank-btn")
+    page.wait_for_selector("#rank-msg:has-text('Ranked 8 problems')")
+    page.screenshot(path=shots / "active_learning.png", full_page=True)
+    press(page, "n")
+    page.wait_for_selector("#summary:has-text('student answered')")
+    assert box(page, "edit-eot").is_visible()  # one key took us to Correct
+
+    tab(page, "Model")
+    page.wait_for_selector("#model-info:has-text('base')")
+    page.screenshot(path=shots / "model.png", full_page=True)
+
+
+def test_question_markup_is_shown_as_text_not_run(page) -> None:
+    attack = '<img src=x onerror="window.hacked=1"><script>window.hacked=2</script> 3 apples?'
+    page.fill("#question textarea", attack)
+    page.click("#solve-btn")
+    page.wait_for_selector("#vote:has-text('strategy')")
+    tab(page, "Correct")
+    page.wait_for_selector("#summary:has-text('3 apples?')")
+    assert '<img src=x onerror="window.hacked=1">' in page.inner_text("#summary")
+    assert page.locator("#summary img, #summary script").count() == 0
+    assert page.evaluate("window.hacked") is None
+
+
+def test_bad_question_gets_a_clear_message(page) -> None:
+    page.fill("#question textarea", "What is love?")
+    page.click("#solve-btn")
+    page.wait_for_selector("text=no numbers")

@@ -1,0 +1,186 @@
+"""The handlers behind the UI, in-process: input checks, safe rendering, active learning, model
+versions, review queue filters and statistics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import SVAMP_1, SVAMP_1_EOT, make_studio
+
+from studio import render
+from studio.active import read_pool, uncertainty
+from studio.handlers import Studio, accuracy_rows, mean_accuracy
+from studio.solving import InputError, ProblemRef, SolveState, ThoughtView, check_question, decide
+
+EVAL_REPORT = {
+    "datasets": {
+        "gsm8k": {"accuracy": {"cot": 10.0, "pot": 20.0, "eot": 30.0, "majority": 40.0}},
+        "svamp": {"accuracy": {"cot": 20.0, "pot": 30.0, "eot": 40.0, "majority": 50.0}},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "says"),
+    [
+        ("", "empty"),
+        ("\n  \t", "empty"),
+        ("x" * 1991 + " 12 apples", "limit is 2,000"),
+        ("Why is the sky blue?", "no numbers"),
+    ],
+)
+def test_bad_questions_get_a_clear_message(question: str, says: str) -> None:
+    with pytest.raises(InputError, match=says):
+        check_question(question)
+
+
+def test_questions_with_numbers_or_number_words_pass() -> None:
+    assert (
+        check_question("  Tom has three apples. How many?  ") == "Tom has three apples. How many?"
+    )
+    assert check_question("What is 2 + 2?") == "What is 2 + 2?"
+    assert len(check_question("x" * 1990 + " 12 apples")) == 2000
+
+
+def test_model_and_user_text_is_escaped(studio: Studio) -> None:
+    evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    view = ThoughtView("eot", f"a = 1\n{evil}", "parse_error", None, f"bad {evil}", line=2)
+    panel = render.thought_panel(view)
+    assert "<script>" not in panel and "<img" not in panel and "&lt;script&gt;" in panel
+    assert 'class="eq-line err"' in panel  # the offending line is marked
+    problem = studio.store.add_problem(f"{evil} 3 apples", None)
+    correction = studio.save_correction(problem.id, "eot", "a = 3\nans = a", evil)
+    card = render.correction_card(correction, [])
+    assert "<script>" not in card and "<img" not in card and "&lt;img" in card
+
+
+def test_diff_shows_removed_and_added_lines() -> None:
+    html = render.diff_html("a = 3\nans = a", "a = 3\nb = 4\nans = a + b")
+    assert '<div class="add">+ b = 4</div>' in html
+    assert '<div class="del">- ans = a</div>' in html
+    assert '<div class="same">  a = 3</div>' in html
+
+
+def test_pool_files_are_read_with_gold_or_refused_with_the_line(tmp_path: Path) -> None:
+    jsonl = tmp_path / "pool.jsonl"
+    jsonl.write_text('{"question": "Tom has 3 apples and 4 pears. How many?", "answer": 7}\n\n')
+    assert read_pool(jsonl) == [
+        ProblemRef("Tom has 3 apples and 4 pears. How many?", 7.0, "upload", None)
+    ]
+    csv = tmp_path / "pool.csv"
+    csv.write_text(
+        'question,answer\n"I have 1,200 coins, spend 200. Left?","1,000"\nAdd 2 and 2,\n'
+    )
+    assert [(p.question, p.gold) for p in read_pool(csv)] == [
+        ("I have 1,200 coins, spend 200. Left?", 1000.0),
+        ("Add 2 and 2", None),
+    ]
+    cases = {
+        "bad.jsonl": ('{"question": "1 + 1?"}\n{oops\n', "line 2: not JSON"),
+        "noq.jsonl": ('{"text": "1 + 1?"}\n', "line 1: each row needs a 'question'"),
+        "gold.jsonl": ('{"question": "1 + 1?", "answer": "two"}\n', "'two' is not a number"),
+        "math.jsonl": ('{"question": "Why?"}\n', "line 1: .*no numbers"),
+        "cols.csv": ("text\n1 + 1?\n", "needs a 'question' column"),
+        "pool.txt": ("1 + 1?\n", "upload a .jsonl or .csv"),
+    }
+    for name, (content, says) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(InputError, match=says):
+            read_pool(tmp_path / name)
+
+
+def _state(answers: dict[str, float | None], gold: float | None) -> SolveState:
+    state = SolveState(1, ProblemRef("q 1", gold))
+    for thought, answer in answers.items():
+        status = "solved" if answer is not None else "parse_error"
+        state.thoughts[thought] = ThoughtView(thought, "", status, answer)
+    state.verdict = decide(list(state.thoughts.values()), gold)
+    return state
+
+
+def test_uncertainty_ranks_failures_disagreement_and_wrong_votes() -> None:
+    sure = _state({"cot": 5.0, "pot": 5.0, "eot": 5.0}, 5.0)
+    split = _state({"cot": 4.0, "pot": 5.0, "eot": 5.0}, 5.0)
+    failing = _state({"cot": 5.0, "pot": None, "eot": 5.0}, 5.0)
+    wrong = _state({"cot": 4.0, "pot": 4.0, "eot": 4.0}, 5.0)
+    assert uncertainty(sure) == (0.0, [])
+    assert uncertainty(split) == (1.5, ["2 different answers"])
+    assert uncertainty(failing) == (1.0, ["no answer from pot"])
+    assert uncertainty(wrong) == (3.0, ["vote differs from gold"])
+    assert uncertainty(_state({"cot": 4.0, "pot": 5.0, "eot": None}, None))[0] == 2.5
+
+
+def test_ranking_a_pool_solves_in_one_batch_and_records_every_thought(studio: Studio) -> None:
+    ranked = studio.rank("svamp", 3)
+    assert len(ranked) == 3
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    for r in ranked:
+        assert r.state.problem.source == "svamp" and r.state.problem.gold is not None
+        assert sorted(r.state.thoughts) == ["cot", "eot", "pot"]
+        assert all(v.generation_id for v in r.state.thoughts.values())
+    assert studio.store.stats().generations == 9
+
+
+def test_model_versions_switch_promote_and_load_at_start(
+    studio: Studio, tiny_model_dir: Path, tmp_path: Path, eval_sets
+) -> None:
+    version = studio.store.register_model_version(
+        "tiny-v2", str(tiny_model_dir), None, metrics=EVAL_REPORT
+    )
+    assert studio.model_info().version is None  # the injected student is not a registered one
+    info = studio.switch_model(version.id)
+    assert (info.name, info.version.id, info.adapter) == ("tiny-v2", version.id, None)
+    state = list(studio.solve("Tom has 3 apples and buys 5 more. How many?"))[-1]
+    assert state.model_version_id == version.id and state.model_name == "tiny-v2"
+    with pytest.raises(InputError, match="no model version #999"):
+        studio.switch_model(999)
+
+    studio.promote(version.id)
+    fresh = Studio(studio.store, eval_sets=eval_sets, max_new_tokens=4)
+    assert fresh.model_info().version.id == version.id  # loads the promoted one
+    assert fresh.student().settings.max_new_tokens == 4
+
+    frame = studio.accuracy_frame()
+    assert frame.to_dict("records") == [
+        {"model": "tiny-v2", "thought": t, "accuracy": a}
+        for t, a in {"cot": 15.0, "pot": 25.0, "eot": 35.0, "majority": 45.0}.items()
+    ]
+
+
+def test_accuracy_is_read_from_either_report_shape() -> None:
+    assert accuracy_rows(EVAL_REPORT)[1] == {
+        "set": "svamp", "cot": 20.0, "pot": 30.0, "eot": 40.0, "majority": 50.0,
+    }  # fmt: skip
+    assert mean_accuracy({"accuracy": {"eot": 12.5, "other": 3}}) == {"eot": 12.5}
+    assert mean_accuracy({"eval_loss": 1.2}) == {} and mean_accuracy(None) == {}
+
+
+def test_queue_filters_and_statistics(studio: Studio) -> None:
+    example = list(studio.solve(SVAMP_1))[-1]
+    typed = list(studio.solve("I have 2 cats and 3 dogs. How many pets?"))[-1]
+    eot = example.thoughts["eot"]
+    first = studio.save_correction(example.problem_id, "eot", SVAMP_1_EOT, "ann", eot.generation_id)
+    second = studio.save_correction(typed.problem_id, "cot", "2 + 3 = 5. The answer is 5.", "bob")
+    assert [c.id for c in studio.queue()] == [first.id, second.id]
+    assert [c.id for c in studio.queue("pending", "bob")] == [second.id]
+    assert [c.id for c in studio.queue("pending", "all", "svamp")] == [first.id]
+    assert [c.id for c in studio.queue("pending", None, "typed in")] == [second.id]
+    studio.review(first.id, "rev", "approve")
+    assert [c.id for c in studio.queue("approved")] == [first.id]
+    assert [c.id for c in studio.queue("all")] == [first.id, second.id]
+    counts = dict(zip(*studio.status_frame().to_dict("list").values(), strict=True))
+    assert counts == {"pending": 1, "approved": 1, "rejected": 0, "withdrawn": 0}
+    today = datetime.now(UTC).date().isoformat()
+    assert sorted(map(tuple, studio.daily_frame().values.tolist())) == [
+        (today, "approved", 1), (today, "pending", 1),
+    ]  # fmt: skip
+    with pytest.raises(InputError, match="reviewer"):
+        studio.review(second.id, " ", "approve")
+
+
+def test_export_refuses_until_something_is_approved(tmp_path: Path, tiny_student, eval_sets):
+    studio = make_studio(tmp_path, tiny_student, eval_sets)
+    with pytest.raises(InputError, match="no correction has been approved"):
+        studio.export("rev")
