@@ -60,3 +60,29 @@ def make_tiny_model(
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def make_tiny_student(folder: str | Path, rows: list[dict], steps: int = 120) -> Path:
+    """A tiny model fully fine-tuned (CPU, seconds) until it writes ``rows``' targets.
+
+    ``rows`` hold ``question, thought, target``; returns the folder of the trained model.
+    """
+    from datasets import Dataset
+
+    from eotd.prompts import build_prompt
+    from training.train import TrainConfig, train
+
+    folder = Path(folder)
+    texts = [build_prompt(r["question"], r["thought"]) + r["target"] for r in rows]
+    base = make_tiny_model(folder / "base", texts * 5)
+    full = [{"id": str(i), "source": "rule", "origin_id": r["question"], **r} for i, r in
+            enumerate(rows)]  # fmt: skip
+    Dataset.from_list(full).save_to_disk(str(folder / "data"))
+    cfg = TrainConfig(
+        data=str(folder / "data"), output_dir=str(folder / "run"), base=str(base), method="full",
+        max_steps=steps, batch_size=8, learning_rate=3e-3, lr_scheduler="constant",
+        warmup_ratio=0.0, val_fraction=0.0, save_every=steps, logging_steps=steps, num_workers=0,
+        device="cpu", threads=1,
+    )  # fmt: skip
+    train(cfg)
+    return folder / "run" / "final"

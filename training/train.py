@@ -77,6 +77,7 @@ class TrainConfig:
     seed: int = 42
     resume: bool = True
     device: str = "auto"  # "cpu" forces the CPU even where a GPU exists
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 suits tiny models)
 
 
 def encode_row(
@@ -180,6 +181,8 @@ def train(cfg: TrainConfig) -> dict:
     """Run one fine-tuning job described by ``cfg``; return the final metrics."""
     out = Path(cfg.output_dir)
     save_config(cfg, out)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     loaded = load_model(cfg.base, adapter=None, device=cfg.device, dtype="fp32")
     model, tokenizer = loaded.model, loaded.tokenizer
     if model.config.is_encoder_decoder:

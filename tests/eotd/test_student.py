@@ -1,0 +1,102 @@
+"""The student writes three thoughts, the engine runs them, the vote decides.
+
+A tiny model is fine-tuned in the fixture (seconds on CPU) until it writes known targets, so the
+tests check real generation, execution and voting; the slow test uses the real SmolLM2 base.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eotd.model_loading import load_model
+from eotd.student import GenerationSettings, Student, combine, execute
+from training.tiny_model import make_tiny_student
+
+APPLES = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+EGGS = "A box holds 6 eggs. How many eggs are in 5 boxes?"
+ROWS = [
+    {"question": APPLES, "thought": "cot", "target": "3 + 4 = 7. The answer is 7."},
+    {"question": APPLES, "thought": "pot", "target": "apples = 3\nbought = 4\nans = apples + 4"},
+    {"question": APPLES, "thought": "eot", "target": "total = 3 + 4\nans = total"},
+    {"question": EGGS, "thought": "cot", "target": "6 * 5 = 30. The answer is 30."},
+    {"question": EGGS, "thought": "pot", "target": "boxes = 5\nans = 6 * boxes / 0"},
+    {"question": EGGS, "thought": "eot", "target": "eggs = 6 * 5\nans = eggs"},
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_student(tmp_path_factory.mktemp("student"), ROWS)
+
+
+@pytest.fixture(scope="module")
+def student(trained: Path) -> Student:
+    return Student(load_model(str(trained), adapter=None, device="cpu"), GenerationSettings(48))
+
+
+def test_solve_writes_runs_and_votes_three_thoughts(student: Student) -> None:
+    solution = student.solve(APPLES)
+    assert [t.thought for t in solution.thoughts] == ["cot", "pot", "eot"]
+    assert solution.thought("cot").status == "answered"
+    assert solution.thought("pot").status == "ok"
+    assert solution.thought("eot").status == "solved"
+    assert all(t.answer == 7 and t.finished for t in solution.thoughts)
+    assert solution.answer == 7
+    assert sorted(solution.vote.supporters) == ["cot", "eot", "pot"]
+    assert json.loads(json.dumps(solution.to_dict()))["answer"] == 7
+
+
+def test_a_failing_program_is_reported_and_outvoted(student: Student) -> None:
+    solution = student.solve(EGGS)
+    pot = solution.thought("pot")
+    assert pot.status == "runtime_error" and pot.answer is None and pot.error
+    assert solution.answer == 30
+    assert "pot" not in solution.vote.supporters
+
+
+def test_batch_with_left_padding_matches_one_by_one(student: Student) -> None:
+    batch = student.solve_batch([EGGS, APPLES, EGGS], batch_size=4, strategies=["fallback"])
+    singles = {q: student.solve(q) for q in (APPLES, EGGS)}
+    for solution in batch:
+        alone = singles[solution.question]
+        assert [t.text for t in solution.thoughts] == [t.text for t in alone.thoughts]
+        assert solution.votes["fallback"].answer == alone.answer
+
+
+def test_solve_iter_yields_every_thought_once(student: Student) -> None:
+    results = list(student.solve_iter(APPLES))
+    assert sorted(r.thought for r in results) == ["cot", "eot", "pot"]
+    assert combine(APPLES, results).answer == 7
+
+
+def test_sampling_votes_over_k_samples_per_thought(trained: Path) -> None:
+    settings = GenerationSettings(48, do_sample=True, num_samples=3, temperature=0.3)
+    sampler = Student(load_model(str(trained), adapter=None, device="cpu"), settings)
+    solution = sampler.solve(APPLES)
+    counts = {name: len(a) for name, a in solution.answers().items()}
+    assert counts == {"cot": 3, "pot": 3, "eot": 3}
+    assert sorted(t.sample for t in solution.thoughts if t.thought == "pot") == [0, 1, 2]
+    assert solution.answer == 7
+
+
+def test_bad_input_is_refused(student: Student) -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        student.solve("   ")
+    with pytest.raises(ValueError, match="do_sample"):
+        GenerationSettings(num_samples=4)
+    with pytest.raises(ValueError, match="unknown thought"):
+        execute("xot", "ans = 1")
+
+
+@pytest.mark.slow
+def test_default_smollm2_answers_a_question_end_to_end() -> None:
+    student = Student.from_pretrained(device="cpu", max_new_tokens=32)
+    solution = student.solve("Sam has 5 pens and gives away 2. How many pens are left?")
+    assert [t.thought for t in solution.thoughts] == ["cot", "pot", "eot"]
+    assert all(t.text and 0 < t.new_tokens <= 32 for t in solution.thoughts)
+    assert solution.thought("pot").status in {
+        "ok", "syntax_error", "forbidden", "runtime_error", "timeout", "memory_error", "no_answer"
+    }  # fmt: skip

@@ -1,0 +1,88 @@
+"""Evaluation: the scores are right for known answers, and a run writes every report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eotd.student import ThoughtResult, combine
+from training.evaluate import main, score
+from training.tiny_model import make_tiny_student
+
+
+def _solution(question: str, cot, pot, eot, eot_status: str = "solved"):
+    return combine(
+        question,
+        [
+            ThoughtResult("cot", "", cot, "answered" if cot is not None else "no_answer"),
+            ThoughtResult("pot", "", pot, "ok" if pot is not None else "runtime_error"),
+            ThoughtResult("eot", "", eot, eot_status if eot is None else "solved"),
+        ],
+    )
+
+
+def test_scores_per_thought_vote_and_oracle() -> None:
+    problems = [{"answer": 7}, {"answer": 30}, {"answer": 5}]
+    solutions = [
+        _solution("a", 7.0, 7.0, None, "parse_error"),
+        _solution("b", 30.0, 12.0, 12.0),
+        _solution("c", None, None, None, "underdetermined"),
+    ]
+    r = score(problems, solutions, seconds=2.0)
+    acc = r["accuracy"]
+    assert (acc["cot"], acc["pot"], acc["eot"]) == (66.67, 33.33, 0.0)
+    assert acc["majority"] == 33.33  # problem b: PoT and EoT outvote the right CoT
+    assert acc["fallback_pot_cot"] == 33.33
+    assert acc["oracle"] == 66.67
+    assert r["answered"]["eot"] == 33.33
+    assert r["status"]["eot"] == {"parse_error": 33.33, "solved": 33.33, "underdetermined": 33.33}
+    assert r["problems_per_second"] == 1.5
+
+
+PROBLEMS = [
+    ("t-0", "Tom has 3 apples and buys 4 more. How many?", 7, "ans = 3 + 4", "x = 3 + 4\nans = x"),
+    ("t-1", "A box holds 6 eggs. How many in 5 boxes?", 30, "ans = 6 * 5", "e = 6 * 5\nans = e"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = []
+    for _, q, answer, pot, eot in PROBLEMS:
+        rows += [
+            {"question": q, "thought": "cot", "target": f"The answer is {answer}."},
+            {"question": q, "thought": "pot", "target": pot},
+            {"question": q, "thought": "eot", "target": eot},
+        ]
+    return make_tiny_student(tmp_path_factory.mktemp("student"), rows)
+
+
+def test_run_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path) -> None:
+    data = tmp_path / "mini.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": i, "question": q, "answer": a, "source": "mini"}) + "\n"
+            for i, q, a, _, _ in PROBLEMS
+        )
+    )
+    out = tmp_path / "eval"
+    main([
+        "--model", str(trained), "--adapter", "none", "--datasets", str(data),
+        "--output_dir", str(out), "--max_new_tokens", "24", "--device", "cpu",
+    ])  # fmt: skip
+    report = json.loads((out / "metrics.json").read_text())
+    result = report["datasets"]["mini"]
+    assert result["problems"] == 2
+    assert result["accuracy"]["pot"] == 100.0 and result["accuracy"]["majority"] == 100.0
+    predictions = [json.loads(x) for x in (out / "predictions_mini.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == ["t-0", "t-1"]
+    assert all(p["correct"]["majority"] for p in predictions)
+    table = (out / "results.md").read_text()
+    assert "| majority |" in table and "| mini | 2 |" in table
+
+
+def test_unknown_dataset_fails_before_loading_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown dataset"):
+        main(["--datasets", "nosuchset", "--output_dir", str(tmp_path)])

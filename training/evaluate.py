@@ -1,0 +1,214 @@
+"""Evaluate a student on math word-problem test sets, the way the EoTD paper reports it.
+
+    python -m training.evaluate --model PATH_OR_ID [--adapter PATH] \\
+        --datasets gsm8k,svamp,asdiv,multiarith [--limit N] [--output_dir runs/eval]
+
+Writes to ``output_dir``: ``metrics.json`` (per dataset: accuracy per thought, per vote strategy,
+oracle, failure reasons of PoT/EoT, throughput), ``results.md`` (the same as Markdown tables),
+``predictions_{dataset}.jsonl`` (every problem's thoughts, answers and votes) and ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from eotd import same_answer, vote
+from eotd.model_loading import load_model
+from eotd.prompts import THOUGHTS
+from eotd.student import GenerationSettings, Solution, Student
+from training.config import load_config, save_config
+from training.datasets import EVALUATION_SETS, load_problems
+
+# Vote strategies reported: name -> (strategy, order of preference / tie-break).
+STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "majority": ("majority", ("eot", "pot", "cot")),
+    "majority_pot_first": ("majority", ("pot", "eot", "cot")),
+    "fallback_eot_pot_cot": ("fallback", ("eot", "pot", "cot")),
+    "fallback_pot_eot_cot": ("fallback", ("pot", "eot", "cot")),
+    "fallback_pot_cot": ("fallback", ("pot", "cot")),
+}
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a student (base + optional adapter) on test sets; write JSON, Markdown, JSONL."""
+
+    model: str = "default"  # "default" (SmolLM2-135M-Instruct), a folder, a .gguf or a hub id
+    adapter: str = "default"  # "default" (models/ when present), "none", or a folder
+    # vendored names, uniform JSONL files or hub:owner/name (see training/datasets.py)
+    datasets: list[str] = field(default_factory=lambda: list(EVALUATION_SETS))
+    limit: int = 0  # first N problems of each set; 0 = all
+    output_dir: str = "runs/eval"
+    batch_size: int = 0  # rows (problem x thought) per generate; 0: 768 on a GPU, 48 on a CPU
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    num_samples: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    device: str = "auto"
+    dtype: str = "auto"
+    label: str = ""  # name of this model in the tables; default: model (+ adapter)
+
+
+def test_problems(spec: str, limit: int = 0) -> list[dict]:
+    """Problems (id, question, answer) of a test set (see ``training.datasets.load_problems``)."""
+    problems = load_problems(spec, "test")
+    if limit > 0:
+        problems = problems.select(range(min(limit, len(problems))))
+    return list(problems)
+
+
+def set_name(spec: str) -> str:
+    """A short, file-name-safe name for a dataset spec ("gsm8k", "path/x.jsonl" -> "x")."""
+    name = Path(spec.removeprefix("hub:")).stem if spec.endswith(".jsonl") else spec
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.removeprefix("hub:"))
+
+
+def _share(n: int, total: int) -> float:
+    return round(100.0 * n / total, 2) if total else 0.0
+
+
+def score(problems: list[dict], solutions: list[Solution], seconds: float) -> dict:
+    """Accuracy per thought and per vote strategy, oracle, failure reasons and throughput."""
+    total = len(problems)
+    right: Counter[str] = Counter()
+    answered: Counter[str] = Counter()
+    statuses: dict[str, Counter[str]] = {t: Counter() for t in THOUGHTS}
+    unfinished: Counter[str] = Counter()
+    new_tokens = 0
+    for problem, solution in zip(problems, solutions, strict=True):
+        gold = float(problem["answer"])
+        answers = solution.answers()
+        for thought in THOUGHTS:
+            picked = vote(answers, strategy=thought).answer
+            right[thought] += same_answer(picked, gold)
+            answered[thought] += picked is not None
+        for name, (strategy, order) in STRATEGIES.items():
+            right[name] += same_answer(vote(answers, strategy=strategy, order=order).answer, gold)
+        right["oracle"] += any(same_answer(a, gold) for v in answers.values() for a in v)
+        for t in solution.thoughts:
+            statuses[t.thought][t.status] += 1
+            unfinished[t.thought] += not t.finished
+            new_tokens += t.new_tokens
+    samples = max(sum(statuses["cot"].values()), 1)
+    return {
+        "problems": total,
+        "accuracy": {k: _share(right[k], total) for k in [*THOUGHTS, *STRATEGIES, "oracle"]},
+        "answered": {t: _share(answered[t], total) for t in THOUGHTS},
+        "status": {
+            t: {s: _share(n, samples) for s, n in statuses[t].most_common()} for t in THOUGHTS
+        },
+        "hit_max_new_tokens": {t: _share(unfinished[t], samples) for t in THOUGHTS},
+        "seconds": round(seconds, 2),
+        "problems_per_second": round(total / seconds, 3) if seconds else None,
+        "new_tokens_per_second": round(new_tokens / seconds, 1) if seconds else None,
+    }
+
+
+def markdown(label: str, results: dict[str, dict]) -> str:
+    """Markdown tables of the results (accuracy in %, failures in % of attempts)."""
+    names = list(results)
+    acc_cols = [*THOUGHTS, *STRATEGIES, "oracle"]
+    lines = [
+        f"### {label}",
+        "",
+        "| set | n | " + " | ".join(c.replace("_", " ") for c in acc_cols) + " | problems/s |",
+        "|---|---:|" + "---:|" * (len(acc_cols) + 1),
+    ]
+    for name in names:
+        r = results[name]
+        cells = [f"{r['accuracy'][c]:.1f}" for c in acc_cols]
+        lines.append(
+            f"| {name} | {r['problems']} | {' | '.join(cells)} | {r['problems_per_second']} |"
+        )
+    lines += ["", "Answered (% of problems) and failure reasons (% of attempts):", ""]
+    lines += ["| set | thought | answered | statuses | hit max tokens |", "|---|---|---:|---|---:|"]
+    for name in names:
+        r = results[name]
+        for t in THOUGHTS:
+            status = ", ".join(f"{s} {v:.1f}" for s, v in r["status"][t].items())
+            lines.append(
+                f"| {name} | {t} | {r['answered'][t]:.1f} | {status} | "
+                f"{r['hit_max_new_tokens'][t]:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _prediction(problem: dict, solution: Solution) -> dict:
+    gold = float(problem["answer"])
+    answers = solution.answers()
+    votes = {
+        name: vote(answers, strategy=strategy, order=order).answer
+        for name, (strategy, order) in STRATEGIES.items()
+    }
+    return {
+        "id": problem["id"],
+        "question": problem["question"],
+        "gold": problem["answer"],
+        "thoughts": [t.to_dict() for t in solution.thoughts],
+        "votes": votes,
+        "correct": {name: same_answer(a, gold) for name, a in votes.items()},
+    }
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run the evaluation described by ``cfg``; return {"label", "model", "datasets": {...}}."""
+    sets = {set_name(s): test_problems(s, cfg.limit) for s in cfg.datasets}  # fail early
+    out = Path(cfg.output_dir)
+    save_config(cfg, out)
+    settings = GenerationSettings(
+        max_new_tokens=cfg.max_new_tokens,
+        do_sample=cfg.do_sample,
+        num_samples=cfg.num_samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+    )
+    adapter = None if cfg.adapter == "none" else cfg.adapter
+    student = Student(load_model(cfg.model, adapter, device=cfg.device, dtype=cfg.dtype), settings)
+    device = student.loaded.device
+    batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
+    label = cfg.label or student.loaded.base + (
+        f" + {student.loaded.adapter}" if student.loaded.adapter else ""
+    )
+    results: dict[str, dict] = {}
+    for name, problems in sets.items():
+        total = len(problems) * len(THOUGHTS) * settings.num_samples
+        with tqdm(total=total, desc=name, unit="thought") as bar:
+            started = time.perf_counter()
+            solutions = student.solve_batch(
+                [p["question"] for p in problems], batch_size=batch_size, progress=bar.update
+            )
+            seconds = time.perf_counter() - started
+        results[name] = score(problems, solutions, seconds)
+        with (out / f"predictions_{name}.jsonl").open("w", encoding="utf-8") as f:
+            for problem, solution in zip(problems, solutions, strict=True):
+                f.write(json.dumps(_prediction(problem, solution)) + "\n")
+    report = {
+        "label": label,
+        "model": student.loaded.base,
+        "adapter": student.loaded.adapter,
+        "device": str(device),
+        "dtype": str(student.loaded.dtype),
+        "batch_size": batch_size,
+        "datasets": results,
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(markdown(label, results), encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(EvalConfig, argv)
+    report = evaluate(cfg)
+    print(markdown(report["label"], report["datasets"]))
+
+
+if __name__ == "__main__":
+    main()
