@@ -42,6 +42,7 @@ class BuildConfig:
     limit: int | None = None  # use only the first N problems of each split (quick runs)
     thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
     augment: int = 0  # new problems made per problem by changing its numbers (train only)
+    eot_comments: Literal["sentence", "short"] = "sentence"  # rule EoT: whole sentences or words
     workers: int = 4  # threads checking targets with the engine
     timeout: float = 5.0  # seconds per engine check
     # LLM teacher (unset endpoint values come from OPENAI_BASE_URL, OPENAI_API_KEY,
@@ -82,7 +83,7 @@ class BuildResult:
 
 
 def rule_candidates(
-    problems: list[dict[str, Any]], thoughts: list[str], drops: Counter
+    problems: list[dict[str, Any]], thoughts: list[str], drops: Counter, comments: str = "sentence"
 ) -> list[Candidate]:
     """Targets from GSM8K's annotated rationales; conversion failures counted in `drops`."""
     out = []
@@ -91,7 +92,7 @@ def rule_candidates(
             drops["rule:no_solution"] += 1
             continue
         try:
-            targets = convert(p["question"], p["solution"], p["answer"]).targets()
+            targets = convert(p["question"], p["solution"], p["answer"], comments).targets()
         except ConversionError as err:
             drops[f"rule:{err.reason}"] += 1
             continue
@@ -207,7 +208,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     candidates: dict[str, list[Candidate]] = {}
     for name, problems in splits.items():
         if cfg.teacher == "rule":
-            candidates[name] = rule_candidates(problems, cfg.thoughts, drops)
+            candidates[name] = rule_candidates(problems, cfg.thoughts, drops, cfg.eot_comments)
         else:
             candidates[name], cost = llm_candidates(cfg, problems, drops)
             teacher_stats[name] = cost
@@ -218,7 +219,7 @@ def build(cfg: BuildConfig) -> BuildResult:
 
         variants, augment_stats = augment_problems(splits["train"], cfg.augment, cfg.seed)
         variants = drop_leaks(variants, eval_questions, drops)
-        augmented = rule_candidates(variants, cfg.thoughts, drops)
+        augmented = rule_candidates(variants, cfg.thoughts, drops, cfg.eot_comments)
         candidates["train"] += [replace(c, source="augment") for c in augmented]
 
     kept = {name: verify(cfg, cands, drops) for name, cands in candidates.items()}

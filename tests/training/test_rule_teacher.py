@@ -161,3 +161,20 @@ def test_gsm8k_gold_annotations_as_eot_and_pot_solve_to_gold_on_a_sample():
     assert converted >= 0.95 * len(sample)
     assert verified["eot"] >= 0.95 * len(sample), verified
     assert verified["pot"] >= 0.95 * len(sample), verified
+
+
+def test_short_comments_keep_the_words_and_drop_the_arithmetic():
+    conv = convert(
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+        "in May. How many clips did Natalia sell altogether in April and May?",
+        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+        "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+        72,
+        comments="short",
+    )
+    assert conv.eot.splitlines()[0::2] == [
+        "% Natalia sold clips in May",
+        "% Natalia sold clips altogether in April and May",
+        "ans = clips_altogether_april",
+    ]
+    assert_all_reach(conv, 72)

@@ -630,18 +630,50 @@ def _as_x(line: str, letter: str) -> str:
     return re.sub(rf"(?<![A-Za-z']){letter}(?![A-Za-z'])", "x", line) if letter != "x" else line
 
 
-def _eot(lines: list[str], steps: list[Step], keep: list[int]) -> str:
-    """The EoT system: each sentence as a % comment, then its equations; ``ans = name``."""
+#: How EoT comments are written: the whole sentence, or only its words (no calculation).
+COMMENT_STYLES = ("sentence", "short")
+_TRAILING = re.compile(
+    r"(?:[\s:=,;$(]|\b(?:because|so|since|which|that|is|are|was|were|equals|equal|to|of|by|for"
+    r"|and|then|thus|therefore|or|as|a|an|the|be|will|would|gives|makes|means|there|they|it|he"
+    r"|she|we|you|has|have|had|in|on|at|with|from|total|each|get|gets|got)\b)+$",
+    re.I,
+)
+_LEADING = re.compile(r"^(?:[\s:=,;$)%.]|\b(?:and|so|or)\b)+", re.I)
+
+
+def short_comment(line: str, start: int, end: int) -> str | None:
+    """The words of a sentence around its calculation ``[start, end)``, without the arithmetic.
+
+    ``Natalia sold 48/2 = 24 clips in May.`` -> ``Natalia sold clips in May``; None when fewer
+    than two words are left.
+    """
+    head = _TRAILING.sub("", line[:start])
+    tail = re.split(r"[.;!?=]|\d", _LEADING.sub("", line[end:]), maxsplit=1)[0].strip(" ,:")
+    text = " ".join(part for part in (head, tail) if part)
+    return text if _words_in(text) >= 2 else None
+
+
+def _words_in(text: str) -> int:
+    return len(re.findall(r"[A-Za-z]{2,}", text))
+
+
+def _eot(lines: list[str], steps: list[Step], keep: list[int], comments: str) -> str:
+    """The EoT system: % comments from the sentences, then their equations; ``ans = name``."""
     out: list[str] = []
     written: set[int] = set()
     for i in keep:
         step = steps[i]
-        comments = [step.line] if step.intro is None else [step.intro, step.line]
-        for line in comments:
-            if line not in written:
-                text = lines[line] if step.intro is None else _as_x(lines[line], step.letter)
+        for line in [step.line] if step.intro is None else [step.intro, step.line]:
+            if line in written:
+                continue
+            written.add(line)
+            text: str | None = lines[line]
+            if step.intro is not None:
+                text = _as_x(lines[line], step.letter)
+            elif comments == "short":
+                text = short_comment(lines[line], step.start, step.end)
+            if text:
                 out.append(f"% {text}")
-                written.add(line)
         if step.rhs is not None:
             out.append(f"{render(step.parts, steps)} = {render(step.rhs, steps)}")
         else:
@@ -692,11 +724,12 @@ def _pot(steps: list[Step], keep: list[int]) -> str | None:
     return "\n".join([*body, f"ans = {steps[keep[-1]].name}"])
 
 
-def convert(question: str, solution: str, answer: float) -> Conversion:
+def convert(question: str, solution: str, answer: float, comments: str = "sentence") -> Conversion:
     """CoT, PoT and EoT targets from one GSM8K rationale; raises ConversionError if impossible.
 
     EoT keeps the rationale's own equation when it has one (``3 * x + 3 = 18``); PoT then
-    computes the unknown from the equation rearranged (``x = (18 - 3)/3``).
+    computes the unknown from the equation rearranged (``x = (18 - 3)/3``). `comments` is one of
+    `COMMENT_STYLES`: EoT comments as whole sentences or as their words without the arithmetic.
     """
     if not _ANNOTATION.search(solution) and "=" not in solution:
         raise ConversionError("no_calculation", "the rationale has no calculation")
@@ -708,6 +741,6 @@ def convert(question: str, solution: str, answer: float) -> Conversion:
     return Conversion(
         cot=cot_text(lines, answer),
         pot=_pot(steps, keep),
-        eot=_eot(lines, steps, keep),
+        eot=_eot(lines, steps, keep, comments),
         steps=[steps[i] for i in keep],
     )
