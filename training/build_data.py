@@ -24,6 +24,13 @@ import datasets
 
 from training.config import load_config, save_config
 from training.datasets import evaluation_questions, leak_check, normalize_question, train_validation
+from training.teachers.llm import (
+    ChatClient,
+    LLMSettings,
+    TeacherError,
+    build_requests,
+    extract_target,
+)
 from training.teachers.rule import THOUGHTS, ConversionError, convert
 from training.teachers.verify import check_many
 
@@ -35,7 +42,7 @@ class BuildConfig:
     """Build a verified CoT/PoT/EoT training set (see `python -m training.build_data --help`)."""
 
     teacher: Literal["rule", "llm"] = "rule"
-    out: Path = Path("outputs/etd_rule")
+    out: Path | None = None  # default: outputs/etd_<teacher>
     train_data: str = "gsm8k"  # vendored name, uniform JSONL path or hub:owner/name[:config]
     validation_size: int = 200
     seed: int = 0
@@ -112,13 +119,11 @@ def llm_candidates(
     cfg: BuildConfig, problems: list[dict[str, Any]], drops: Counter
 ) -> tuple[list[Candidate], dict[str, Any]]:
     """`cfg.samples` completions per problem and thought from the LLM teacher."""
-    from training.teachers.llm import ChatClient, LLMSettings, build_requests, extract_target
-
     same = ("base_url", "api_key", "model", "samples", "temperature", "max_tokens", "concurrency")
     settings = LLMSettings(
         **{name: getattr(cfg, name) for name in (*same, "retries", "progress")},
         timeout=cfg.request_timeout,
-        cache=cfg.cache or cfg.out / "llm_cache.jsonl",
+        cache=cfg.cache or Path(cfg.out or ".") / "llm_cache.jsonl",
     )
     client = ChatClient(settings)
     try:
@@ -190,9 +195,15 @@ def _coverage(kept: list[Candidate], problems: list[dict[str, Any]]) -> dict[str
     return out
 
 
+def resolve(cfg: BuildConfig) -> BuildConfig:
+    """The config with its output folder filled in."""
+    return cfg if cfg.out is not None else replace(cfg, out=Path(f"outputs/etd_{cfg.teacher}"))
+
+
 def build(cfg: BuildConfig) -> BuildResult:
     """Make, verify and de-duplicate the targets of every split; see the module docstring."""
     started = time.perf_counter()
+    cfg = resolve(cfg)
     unknown = set(cfg.thoughts) - set(THOUGHTS)
     if unknown:
         raise ValueError(f"unknown thought(s) {sorted(unknown)}; expected some of {THOUGHTS}")
@@ -251,7 +262,8 @@ def build(cfg: BuildConfig) -> BuildResult:
 
 def write(cfg: BuildConfig, result: BuildResult) -> None:
     """Save the DatasetDict, the JSONL files, stats.json and config.yaml into `cfg.out`."""
-    out = cfg.out
+    cfg = resolve(cfg)
+    out = Path(cfg.out or ".")
     out.mkdir(parents=True, exist_ok=True)
     features = datasets.Features(
         {c: datasets.Value("float64" if c == "answer" else "string") for c in COLUMNS}
@@ -291,10 +303,14 @@ def summary(stats: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = load_config(BuildConfig, argv)
-    if not cfg.progress:
-        datasets.disable_progress_bars()
-    result = build(cfg)
+    try:
+        cfg = resolve(load_config(BuildConfig, argv))
+        if not cfg.progress:
+            datasets.disable_progress_bars()
+        result = build(cfg)
+    except (ValueError, TeacherError) as err:  # bad settings or data: say what, lose nothing
+        print(f"build_data: {err}", file=sys.stderr)
+        return 2
     write(cfg, result)
     print(summary(result.stats))
     print(f"wrote {cfg.out}")

@@ -107,3 +107,12 @@ def test_the_api_key_is_not_written_to_the_saved_config(tmp_path):
 def test_bad_settings_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="unknown thought"):
         build(BuildConfig(thoughts=["cot", "proof"], out=tmp_path))
+
+
+def test_cli_errors_are_one_clear_line_and_a_nonzero_exit(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert main(["--teacher", "llm", "--model", "m", "--out", str(tmp_path)]) == 2
+    assert "OPENAI_BASE_URL" in capsys.readouterr().err
+    assert main(["--train_data", "nowhere.jsonl", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing half-written
