@@ -45,6 +45,7 @@ class TrainConfig:
     output_dir: str = "runs/etd"
     base: str = "default"  # "default" (SmolLM2-135M-Instruct), a folder, a .gguf or a hub id
     method: Literal["lora", "full"] = "lora"
+    init_adapter: str | None = None  # continue training this LoRA adapter instead of a new one
     thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
     exclude_sources: list[str] = field(default_factory=list)  # e.g. ["augment"]
     max_length: int = 384  # longer rows are dropped (truncating would cut off the eos)
@@ -106,7 +107,7 @@ def load_rows(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The training and validation rows, filtered by thought and source.
 
     A DatasetDict's "validation" split is used when present; otherwise whole questions (by
-    ``origin_id``, else question text) are held out, so no question is in both parts.
+    ``origin_id`` where set, else question text) are held out, so no question is in both parts.
     """
     path = Path(cfg.data)
     if not path.exists():
@@ -131,8 +132,9 @@ def load_rows(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
         raise ValueError(f"{path} lacks the columns {sorted(missing)}")
     train = train.filter(keep)
     if val is None:
-        key = "origin_id" if "origin_id" in train.column_names else "question"
-        flags = [_held_out(str(k), cfg.val_fraction) for k in train[key]]
+        origins = train["origin_id"] if "origin_id" in train.column_names else [None] * len(train)
+        keys = [o or q for o, q in zip(origins, train["question"], strict=True)]
+        flags = [_held_out(k, cfg.val_fraction) for k in keys]
         val = train.select([i for i, f in enumerate(flags) if f])
         train = train.select([i for i, f in enumerate(flags) if not f])
     else:
@@ -183,12 +185,16 @@ def train(cfg: TrainConfig) -> dict:
     save_config(cfg, out)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    loaded = load_model(cfg.base, adapter=None, device=cfg.device, dtype="fp32")
+    if cfg.init_adapter and cfg.method != "lora":
+        raise ValueError("init_adapter continues a LoRA adapter: use method: lora")
+    loaded = load_model(
+        cfg.base, adapter=cfg.init_adapter, device=cfg.device, dtype="fp32", trainable=True
+    )
     model, tokenizer = loaded.model, loaded.tokenizer
     if model.config.is_encoder_decoder:
         raise ValueError("training supports causal LMs (the ETD students); got an encoder-decoder")
     tokenizer.padding_side = "right"
-    if cfg.method == "lora":
+    if cfg.method == "lora" and loaded.adapter is None:
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(
@@ -265,6 +271,7 @@ def train(cfg: TrainConfig) -> dict:
     metrics: dict = {
         "method": cfg.method,
         "base": loaded.base,
+        "init_adapter": loaded.adapter,
         "train_rows": len(train_set),
         "dropped_rows_too_long": len(train_rows) - len(train_set),
         "val_rows": len(val_set) if val_set else 0,
