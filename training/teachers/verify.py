@@ -56,6 +56,15 @@ def check(thought: str, target: str, gold: float, timeout: float = 5.0) -> Check
 def check_many(
     items: Iterable[tuple[str, str, float]], workers: int = 4, timeout: float = 5.0
 ) -> list[Check]:
-    """`check` each ``(thought, target, gold)``, in order, `workers` at a time."""
+    """`check` each ``(thought, target, gold)``, in order, `workers` at a time.
+
+    Targets that time out are checked once more, alone and with three times the time: on a busy
+    machine a time-out says more about the machine than about the target.
+    """
+    items = list(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda item: check(*item, timeout=timeout), items))
+        results = list(pool.map(lambda item: check(*item, timeout=timeout), items))
+    for i, result in enumerate(results):
+        if result.reason is not None and result.reason.endswith(":timeout"):
+            results[i] = check(*items[i], timeout=3 * timeout)
+    return results
