@@ -139,6 +139,8 @@ def test_verify_names_the_failure():
     assert check("eot", "a = (2 +\nans = a", 5).reason == "eot:parse_error"
     assert check("cot", "No idea.", 5).reason == "cot:no_answer"
     assert check("cot", "So 2 + 3 = 5. The answer is 5.", 5).ok
+    (looping,) = check_many([("pot", "while True:\n    pass\nans = 1", 1)], timeout=0.3)
+    assert looping.reason == "pot:timeout"
 
 
 def test_gsm8k_gold_annotations_as_eot_and_pot_solve_to_gold_on_a_sample():
