@@ -20,14 +20,15 @@ import json
 import shutil
 import tempfile
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
-
-import datasets
 
 from db.models import utcnow
 
 if TYPE_CHECKING:
+    import datasets
+
     from db.models import Correction, Review
 
 JSONL, PARQUET, DATASET_DIR, CARD = (
@@ -56,26 +57,20 @@ class ExportRow(TypedDict):
     correction_id: int
 
 
-FEATURES = datasets.Features(
-    {
-        "id": datasets.Value("string"),
-        "question": datasets.Value("string"),
-        "thought": datasets.Value("string"),
-        "target": datasets.Value("string"),
-        "answer": datasets.Value("float64"),
-        "source": datasets.Value("string"),
-        "origin_id": datasets.Value("string"),
-        "dataset": datasets.Value("string"),
-        "gold_answer": datasets.Value("float64"),
-        "original_text": datasets.Value("string"),
-        "annotator": datasets.Value("string"),
-        "reviewer": datasets.Value("string"),
-        "created_at": datasets.Value("string"),
-        "reviewed_at": datasets.Value("string"),
-        "correction_id": datasets.Value("int64"),
-    }
-)
-assert list(FEATURES) == list(ExportRow.__annotations__)
+@cache
+def features() -> datasets.Features:
+    """The export's column types (``datasets`` is imported only when an export is written)."""
+    import datasets
+
+    floats, ints = {"answer", "gold_answer"}, {"correction_id"}
+    return datasets.Features(
+        {
+            name: datasets.Value(
+                "float64" if name in floats else "int64" if name in ints else "string"
+            )
+            for name in ExportRow.__annotations__
+        }
+    )
 
 
 def to_row(correction: Correction, approval: Review) -> ExportRow:
@@ -110,14 +105,16 @@ def to_row(correction: Correction, approval: Review) -> ExportRow:
 def write_export(rows: list[ExportRow], out_dir: Path, by: str) -> Path:
     """Write ``rows`` to ``out_dir`` (which must not exist, or be empty) all at once: the files
     are built in a temporary folder beside it and moved into place together."""
+    import datasets
+
     out_dir = out_dir.resolve()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"{out_dir} already exists and is not empty; choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        columns = {name: [row[name] for row in rows] for name in FEATURES}  # type: ignore[literal-required]
-        dataset = datasets.Dataset.from_dict(columns, features=FEATURES)
+        columns = {name: [row[name] for row in rows] for name in features()}  # type: ignore[literal-required]
+        dataset = datasets.Dataset.from_dict(columns, features=features())
         with (staging / JSONL).open("w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -142,6 +139,8 @@ def write_export(rows: list[ExportRow], out_dir: Path, by: str) -> Path:
 def read_export(path: Path) -> list[ExportRow]:
     """The rows of an export folder (its ``dataset/``, else Parquet, else JSONL) or of a
     ``.jsonl`` / ``.parquet`` file."""
+    import datasets
+
     if path.is_dir():
         if (path / DATASET_DIR).is_dir():
             rows = datasets.load_from_disk(str(path / DATASET_DIR))
