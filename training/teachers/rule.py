@@ -7,11 +7,13 @@ replaces intermediate numbers typed again in later steps by the name of the step
 keeps only the steps the answer depends on and writes:
 
 - EoT (XoT format): the sentence as a ``%`` comment, then ``name = expression``; ``ans = name``;
-- PoT: the same steps as a Python program ending ``ans = name``;
+  a rationale that solves for an unknown (``Let x be ...``, ``3x + 3 = 18``) keeps its equation;
+- PoT: the same steps as a Python program ending ``ans = name`` (an equation rearranged for x);
 - CoT: the rationale without annotations, ending "The answer is N.".
 
-Nothing here evaluates text: expressions are read by a tokenizer and computed with `Fraction`.
-Verification against the gold answer is done with the engine (`training.teachers.verify`).
+Nothing here evaluates text: expressions are read by a tokenizer and computed with `Fraction`
+(SymPy rearranges the rare equation, built from the parsed parts). Verification against the gold
+answer is done with the engine (`training.teachers.verify`).
 """
 
 from __future__ import annotations
