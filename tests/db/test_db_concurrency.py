@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from db_writer import write_corrections
 from sqlalchemy import func, select
 
 from db.models import Correction, Problem
-from db.store import Store
+from db.store import Store, StoreBusy
 
 WRITER = Path(__file__).with_name("db_writer.py")
 THREADS, PROCESSES, EACH = 8, 2, 500
@@ -123,3 +125,42 @@ def test_writer_killed_while_committing_keeps_every_acknowledged_correction(tmp_
         stored = set(connection.scalars(select(Correction.id)))
     assert set(acknowledged) <= stored
     assert len(stored) <= len(acknowledged) + 1  # at most the one being committed at the kill
+
+
+def hold_write_lock(db_file: Path, seconds: float) -> threading.Thread:
+    """Another connection takes the write lock and keeps it for ``seconds``."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(db_file, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        connection.execute("COMMIT")
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait()
+    return thread
+
+
+def test_a_locked_database_is_retried_past_the_busy_timeout(tmp_path: Path):
+    db_file = tmp_path / "eotd.sqlite3"
+    store = Store(sqlite_url(db_file), busy_timeout_s=0.01)
+    holder = hold_write_lock(db_file, 0.5)
+    start = time.monotonic()
+    problem = store.add_problem("Written once the lock is free?")
+    assert time.monotonic() - start >= 0.4
+    holder.join()
+    assert store.get_problem(problem.id).question == "Written once the lock is free?"
+
+
+def test_a_database_locked_for_too_long_is_a_clear_error(tmp_path: Path):
+    db_file = tmp_path / "eotd.sqlite3"
+    store = Store(sqlite_url(db_file), busy_timeout_s=0.01, lock_wait_s=0.2)
+    holder = hold_write_lock(db_file, 1.0)
+    with pytest.raises(StoreBusy, match=r"stayed locked .* nothing was saved"):
+        store.add_problem("Never written?")
+    holder.join()
+    assert store.stats().problems == 0

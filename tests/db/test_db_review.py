@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from db.store import ReviewError, Store
 
@@ -126,3 +128,43 @@ def test_bad_review_input(store: Store, cid: int):
     with pytest.raises(ReviewError, match="no correction #999"):
         store.review(999, "bob", "approved")
     assert store.reviews(cid) == []
+
+
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["approved", "rejected", "pending", "withdraw"]),
+        st.sampled_from(["alice", "bob", "carol"]),
+        st.sampled_from([None, "because"]),
+    ),
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(actions=ACTIONS, solves=st.booleans())
+def test_any_sequence_of_decisions_keeps_the_rules(
+    store: Store, problem_id: int, actions: list[tuple[str, str, str | None]], solves: bool
+):
+    text = "The answer is 18." if solves else "No final answer."
+    cid = store.add_correction("cot", text, "alice", problem_id, allow_unsolved=True).id
+    status = "pending"
+    for decision, who, note in actions:
+        try:
+            if decision == "withdraw":
+                store.withdraw(cid, who, note)
+            else:
+                store.review(cid, who, decision, note)
+        except ReviewError:
+            assert store.get_correction(cid).status == status  # a refusal changes nothing
+            continue
+        new = "withdrawn" if decision == "withdraw" else decision
+        assert new != status, "a decision always changes the status"
+        assert status != "withdrawn", "withdrawn is final"
+        assert new != "approved" or (solves and status == "pending" and who != "alice")
+        assert (new == "withdrawn") == (who == "alice")
+        status = new
+    reviews = store.reviews(cid)
+    assert store.get_correction(cid).status == (reviews[-1].decision if reviews else "pending")
+    assert store.get_correction(cid).status == status
