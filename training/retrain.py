@@ -125,7 +125,7 @@ def corrected_problems(corrections: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _adapter_to_continue(cfg: RetrainConfig, store: Store | None) -> str | None:
+def adapter_to_continue(cfg: RetrainConfig, store: Store | None) -> str | None:
     if cfg.new_adapter or cfg.adapter == "none":
         return None
     if cfg.adapter == "promoted":
@@ -166,7 +166,7 @@ def retrain(cfg: RetrainConfig) -> Round:
     sets = {set_name(spec): test_problems(spec, cfg.eval_limit) for spec in cfg.eval_sets}
     sets["corrected"] = corrected_problems(corrections)
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    adapter = _adapter_to_continue(cfg, store)
+    adapter = adapter_to_continue(cfg, store)
     before = measure(Student(load_model(cfg.base, adapter, device=cfg.device), settings), sets)
 
     train_cfg = load_config(TrainConfig, ["--config", cfg.train_config] if cfg.train_config else [])

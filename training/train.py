@@ -212,6 +212,11 @@ def train(cfg: TrainConfig) -> dict:
 
     train_rows, val_rows = load_rows(cfg)
     train_set = tokenize(train_rows, tokenizer, cfg.max_length)
+    if len(train_set) == 0:
+        raise ValueError(
+            f"no training rows left: all {len(train_rows)} are longer than max_length "
+            f"({cfg.max_length} tokens)"
+        )
     val_set = tokenize(val_rows, tokenizer, cfg.max_length) if len(val_rows) else None
     bf16 = _use_bf16(cfg, loaded.device)
     cpu = loaded.device.type == "cpu"

@@ -118,3 +118,21 @@ def test_mix_upweights_corrections_and_keeps_the_base_data(tmp_path):
     assert len(mix["validation"]) == 1
     with pytest.raises(ValueError, match="upweight"):
         training_mix([correction], "", upweight=0)
+
+
+def test_correction_round_corrects_wrong_eots_from_gold_and_retrains(setup, tmp_path):
+    from training.correction_round import ANNOTATOR
+    from training.correction_round import main as round_main
+
+    store, base, held_out = setup
+    round_main(_args(store, base, held_out, tmp_path / "round", "--adapter", "none",
+                     "--n", "2", "--candidates", "3", "--name", "gold"))  # fmt: skip
+    report = json.loads((tmp_path / "round" / "report.json").read_text())
+    # A random tiny model gets every EoT wrong: the first convertible problems are corrected.
+    assert len(report["corrections"]) == 2
+    assert report["before"]["corrected"]["problems"] == 2
+    assert "eot" in report["after"]["corrected"]["accuracy"]
+    corrections = [store.get_correction(i) for i in report["corrections"]]
+    assert {c.annotator for c in corrections} == {ANNOTATOR}
+    assert all(c.status == "approved" and c.generation_id for c in corrections)
+    assert store.promoted_model_version().name == "gold"
