@@ -194,7 +194,8 @@ def _env_flag(name: str) -> bool:
 class Store:
     """The correction store at ``url`` (default ``EOTD_DB_URL`` or the SQLite file in the data dir).
 
-    ``upgrade`` brings the schema to the latest migration first. ``allow_self_review`` lets an
+    ``upgrade_schema`` brings the schema to the latest migration first (what the app does at
+    start). ``allow_self_review`` lets an
     annotator review their own corrections (default from ``EOTD_ALLOW_SELF_REVIEW``).
     ``lock_wait_s`` is how long a write keeps retrying a locked database before giving up.
     """
@@ -245,7 +246,7 @@ class Store:
                     raise
                 if time.monotonic() > deadline:
                     raise StoreBusy(
-                        f"the database stayed locked for {self.lock_wait_s:.0f} s; "
+                        f"the database stayed locked for {self.lock_wait_s:g} s; "
                         "nothing was saved, please try again"
                     ) from exc
                 time.sleep(delay * random.uniform(0.5, 1.5))

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from db_support import EOT_18, sqlite_url
+from sqlalchemy.exc import IntegrityError
 
 from db.connection import DB_FILE
 from db.store import CorrectionRejected, NotFound, Store, StoreError
+
+PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
 
 
 def test_default_store_lives_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -21,6 +24,20 @@ def test_default_store_lives_in_the_data_dir(tmp_path: Path, monkeypatch: pytest
     assert (tmp_path / "data" / DB_FILE).exists()
     monkeypatch.setenv("EOTD_DB_URL", sqlite_url(tmp_path / "other.db"))
     assert Store().stats().problems == 0
+
+
+def test_sqlite_connections_are_set_up_for_safety(store: Store, monkeypatch: pytest.MonkeyPatch):
+    with store.engine.connect() as c:
+        pragmas = [c.exec_driver_sql(f"PRAGMA {p}").scalar() for p in PRAGMAS]
+        assert pragmas == ["wal", 1, 30000, 2]  # synchronous 2 = FULL
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            c.exec_driver_sql(
+                "INSERT INTO reviews (correction_id, reviewer, decision, created_at) "
+                "VALUES (12345, 'x', 'approved', '2026-01-01')"
+            )
+    monkeypatch.setenv("EOTD_SQLITE_SYNCHRONOUS", "sometimes")
+    with pytest.raises(ValueError, match="use FULL, NORMAL or EXTRA"):
+        Store(store.url)
 
 
 def test_in_memory_database_is_refused():
