@@ -5,15 +5,15 @@ by reference) and its arguments to a worker process and returns a :class:`Sandbo
 never raises for anything the task does. Workers are started ahead and preloaded (``math``,
 ``sympy``, the ``eotd`` engine), so a call costs a pipe round trip, not a process start.
 
-How the workers are started: each is a fresh interpreter launched with :mod:`subprocess`
-(``python -c ...``) that talks to the parent over a socket pair framed by
-:class:`multiprocessing.connection.Connection`. This is the "spawn" start method without its one
-drawback for us: multiprocessing's ``spawn`` and ``forkserver`` both re-run the parent's
-``__main__`` module in every child (for ``python app.py`` that imports Gradio and torch into each
-worker, seconds and hundreds of MB, and breaks a small address-space limit). ``fork`` is unsafe
-from a threaded parent and would copy its models. A fresh interpreter inherits nothing but the
-environment we hand it (a minimal one, so no secrets), and starts in about a second; a worker that
-is killed is replaced at once in the background, so the caller that timed out does not wait.
+How the workers are started: a *zygote*, a fresh interpreter launched with :mod:`subprocess`,
+imports the preloads once and then forks each worker on request (single-threaded, so the fork is
+safe), handing the parent the worker's end of a socket pair (messages framed by
+:class:`multiprocessing.connection.Connection`). This is multiprocessing's "forkserver" without
+its drawback for us: ``spawn`` and ``forkserver`` both re-run the parent's ``__main__`` in every
+child (measured with a ``__main__`` that imports torch, as ``app.py`` does: 2-5 s per worker,
+torch in every child); ``fork`` from the threaded, model-holding parent is unsafe. The zygote
+inherits nothing but a minimal environment (no secrets); starting it costs about a second, a
+worker about 10 ms, so a killed worker is replaced at once and the caller does not wait.
 
 The pool holds ``EOTD_SANDBOX_WORKERS`` workers (default: min(2, CPUs)), started on first use or by
 :func:`warm_up`. A forked child of the parent starts its own pool rather than share the parent's.
@@ -21,7 +21,7 @@ Workers outlive no parent: an idle one exits when its socket closes, a busy one 
 
 Limits, three walls deep (the callers add a static check as the first):
 - wall clock, enforced by the parent from whatever thread calls (no SIGALRM): past the deadline
-  the worker's whole process group gets SIGKILL and a fresh worker takes its place;
+  the worker gets SIGKILL (through a pidfd, immune to pid reuse) and a fresh one takes its place;
 - in the worker: ``RLIMIT_AS`` (its warm size plus ``memory_mb``; allocation beyond it raises
   ``MemoryError``), ``RLIMIT_CPU`` (a backstop a little past the timeout), ``RLIMIT_NPROC=0``,
   ``RLIMIT_FSIZE=0`` (no file writes), a small ``RLIMIT_NOFILE``, no core dumps;
@@ -40,6 +40,7 @@ import errno
 import io
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -63,7 +64,7 @@ OPEN_FILES = 32
 NOBODY_UID = 65534
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
-_BOOT = "import sys; from eotd.sandbox import _worker_main; _worker_main(int(sys.argv[1]))"
+_BOOT = "import sys; from eotd.sandbox import _zygote_main; _zygote_main(int(sys.argv[1]))"
 _MIB = 1 << 20
 
 
@@ -305,14 +306,8 @@ def _run_task(raw: bytes) -> bytes:
         _clear_task_limits()
 
 
-def _worker_main(fd: int) -> None:
-    """Entry point of a worker process: preload, lock down, then serve tasks until EOF."""
-    import importlib
-
-    conn = Connection(fd)
-    sys.path.extend(p for p in conn.recv() if p not in sys.path)
-    for name in PRELOAD:
-        importlib.import_module(name)
+def _serve(conn: Connection) -> None:
+    """A worker's life: lock down, say ready, run tasks until the parent hangs up."""
     _lock_down()
     conn.send_bytes(b"ready")
     while True:
@@ -321,6 +316,91 @@ def _worker_main(fd: int) -> None:
         except (EOFError, OSError):
             return
         conn.send_bytes(_run_task(raw))
+
+
+def _fork_worker(control: Connection) -> None:
+    """Fork a worker; send the parent its pid and its end of a fresh socket pair."""
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the worker: never return into the zygote's loop
+        code = 1
+        try:
+            control.close()
+            ours.close()
+            os.setsid()
+            _serve(Connection(theirs.detach()))
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    with ours:
+        _send_with_fd(control, pid.to_bytes(8, "little"), ours.fileno())
+
+
+def _reap(statuses: dict[int, int], pid: int = -1, wait: float = 0.0) -> None:
+    """Collect the wait statuses of dead workers (all, or ``pid`` within ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            found, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if found:
+            statuses[found] = status
+            if pid == -1:
+                continue
+            return
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
+
+
+def _zygote_main(fd: int) -> None:
+    """Entry point of the zygote: preload once, then fork a worker per request.
+
+    Requests: ``"spawn"`` (answered with a new worker's pid and socket) and ``("status", pid)``
+    (answered with the dead worker's wait status, or None). Dead workers are reaped as it goes.
+    """
+    import importlib
+
+    conn = Connection(fd)
+    sys.path.extend(p for p in conn.recv() if p not in sys.path)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    statuses: dict[int, int] = {}
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            _reap(statuses)
+            return
+        _reap(statuses)
+        if request == "spawn":
+            _fork_worker(conn)
+        else:
+            _reap(statuses, request[1], wait=2.0)
+            conn.send(statuses.pop(request[1], None))
+        while len(statuses) > 256:  # statuses nobody asked for
+            statuses.pop(next(iter(statuses)))
+
+
+def _send_with_fd(conn: Connection, data: bytes, fd: int) -> None:
+    sock = socket.socket(fileno=conn.fileno())
+    try:
+        socket.send_fds(sock, [data], [fd])
+    finally:
+        sock.detach()
+
+
+def _recv_with_fd(conn: Connection, size: int) -> tuple[bytes, int]:
+    sock = socket.socket(fileno=conn.fileno())
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, size, 1)
+    finally:
+        sock.detach()
+    if len(data) != size or len(fds) != 1:
+        raise EOFError("the sandbox zygote hung up")
+    return data, fds[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,8 +420,8 @@ def _parent_path() -> list[str]:
     return [os.path.abspath(p) for p in sys.path]
 
 
-class _Worker:
-    """The parent's handle on one worker process."""
+class _Zygote:
+    """The parent's handle on the zygote, the preloaded process that forks workers."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
@@ -357,9 +437,56 @@ class _Worker:
                 start_new_session=True,
             )
             self.conn = Connection(ours.detach())
-        self.sent_path = _parent_path()
-        self.conn.send(self.sent_path)
+        self.path = _parent_path()
+        self.conn.send(self.path)
+        self._lock = threading.Lock()
+
+    def spawn(self) -> tuple[int, Connection]:
+        """Fork a worker: its pid and the parent's end of its socket."""
+        with self._lock:
+            self.conn.send("spawn")
+            if not self.conn.poll(STARTUP_TIMEOUT):
+                raise EOFError("the sandbox zygote did not answer")
+            data, fd = _recv_with_fd(self.conn, 8)
+        return int.from_bytes(data, "little"), Connection(fd)
+
+    def exit_code(self, pid: int) -> int | None:
+        """How worker ``pid`` ended (negative: killed by that signal), if the zygote knows."""
+        with self._lock:
+            try:
+                self.conn.send(("status", pid))
+                status = self.conn.recv()
+            except (EOFError, OSError):
+                return None
+        return None if status is None else os.waitstatus_to_exitcode(status)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """Hang up (the zygote reaps its dead workers and exits); kill it if it lingers."""
+        with self._lock:
+            self.conn.close()
+        try:
+            self.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Worker:
+    """The parent's handle on one worker process (a child of the zygote)."""
+
+    def __init__(self, zygote: _Zygote) -> None:
+        self.zygote = zygote
+        self.pid, self.conn = zygote.spawn()
+        try:  # a pidfd names this very process, immune to pid reuse
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+        self.sent_path = zygote.path
         self.ready = False
+        self.killed = False
 
     def check_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the worker's ready message; False if it is not (yet) up."""
@@ -370,9 +497,21 @@ class _Worker:
                 return False
         return self.ready
 
+    def exited(self, wait: float = 0.0) -> bool:
+        """Whether the process has ended, waiting up to ``wait`` seconds for it to."""
+        if self.killed:
+            return True
+        if self.pidfd is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+        return bool(select.select([self.pidfd], [], [], wait)[0])
+
     def alive(self) -> bool:
         """Whether the process runs and, once ready, has not hung up (idle workers never talk)."""
-        if self.proc.poll() is not None:
+        if self.exited():
             return False
         try:
             return not (self.ready and self.conn.poll(0))
@@ -380,18 +519,27 @@ class _Worker:
             return False
 
     def kill(self) -> None:
-        """SIGKILL the worker's process group (it and anything it forked) and reap it."""
-        if self.proc.returncode is None:  # not reaped yet, so the pid is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        """SIGKILL the worker and wait until it is gone (the zygote reaps it)."""
+        if self.killed:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.pidfd is None:
+                os.kill(self.pid, signal.SIGKILL)
+            else:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        self.exited(wait=5.0)
+        self.killed = True
+        if self.pidfd is not None:
+            os.close(self.pidfd)
         self.conn.close()
 
-    def death(self) -> str:
-        """A sentence saying how the worker ended."""
-        try:
-            code = self.proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
+    def exit_code(self) -> int | None:
+        self.exited(wait=2.0)
+        return self.zygote.exit_code(self.pid)
+
+    def death(self, code: int | None) -> str:
+        """A sentence saying how the worker ended, from :meth:`exit_code`."""
+        if code is None:
             return "the sandbox worker stopped answering"
         if code < 0:
             return f"the sandbox worker died ({signal.Signals(-code).name})"
@@ -407,6 +555,18 @@ class _Pool:
         self._idle: list[_Worker] = []
         self._members: set[_Worker] = set()
         self._starting = 0
+        self._zygote: _Zygote | None = None
+        self._zygote_lock = threading.Lock()
+
+    def _spawn(self) -> _Worker:
+        """A new worker from the zygote, starting (or restarting) the zygote if need be."""
+        with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = _Zygote()
+            zygote = self._zygote
+        return _Worker(zygote)
 
     def acquire(self) -> _Worker:
         """Take a free worker (a ready one first), starting one if the pool is short; else wait."""
@@ -431,7 +591,7 @@ class _Pool:
 
     def _start(self, idle: bool) -> _Worker:
         try:
-            worker = _Worker()
+            worker = self._spawn()
         finally:
             with self._cond:
                 self._starting -= 1
@@ -471,7 +631,7 @@ class _Pool:
             worker.check_ready(STARTUP_TIMEOUT)
 
     def shutdown(self) -> None:
-        """Kill every worker, busy or idle; the pool restarts lazily if used again."""
+        """Kill every worker, busy or idle, and the zygote; the pool restarts if used again."""
         with self._cond:
             workers = list(self._members)
             self._members.clear()
@@ -479,16 +639,22 @@ class _Pool:
             self._cond.notify_all()
         for worker in workers:
             worker.kill()
+        with self._zygote_lock:
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
 
     def forget(self) -> None:
-        """In a forked child: drop the parent's workers (they stay the parent's) and locks."""
+        """In a forked child: drop the parent's workers and zygote (still the parent's)."""
         for worker in self._members:
             worker.conn.close()
+        if self._zygote is not None:
+            self._zygote.conn.close()
         self.__init__(self.size)
 
     def pids(self) -> list[int]:
         with self._cond:
-            return sorted(worker.proc.pid for worker in self._members)
+            return sorted(worker.pid for worker in self._members)
 
 
 _POOL = _Pool(int(os.environ.get("EOTD_SANDBOX_WORKERS", 0)) or min(2, os.cpu_count() or 1))
@@ -522,12 +688,17 @@ def run_in_sandbox(
             f"run_in_sandbox needs a module-level function and picklable arguments: {exc}"
         ) from exc
     path = _parent_path()
-    worker = _POOL.acquire()
-    healthy = False
     started = time.monotonic()
     try:
+        worker = _POOL.acquire()
+    except (OSError, EOFError) as exc:
+        return _outcome("crashed", f"the sandbox could not start a worker: {exc}", started)
+    healthy = False
+    try:
         if not worker.check_ready(STARTUP_TIMEOUT):
-            return _outcome("crashed", f"could not start: {worker.death()}", started)
+            return _outcome(
+                "crashed", f"could not start: {worker.death(worker.exit_code())}", started
+            )
         started = time.monotonic()
         message = (None if path == worker.sent_path else path, payload, timeout, memory_mb)
         try:
@@ -537,9 +708,10 @@ def run_in_sandbox(
                 return _outcome("timeout", f"the call did not finish within {timeout:g} s", started)
             status, value, error, exc_type, stdout = pickle.loads(worker.conn.recv_bytes())
         except (EOFError, OSError):
-            if worker.proc.poll() == -signal.SIGXCPU:
+            code = worker.exit_code()
+            if code == -signal.SIGXCPU:
                 return _outcome("timeout", "the call used up its CPU time limit", started)
-            return _outcome("crashed", worker.death(), started)
+            return _outcome("crashed", worker.death(code), started)
         healthy = True
         if status == "memory_error":
             error = f"the call ran out of memory (limit {memory_mb} MB): {error}"

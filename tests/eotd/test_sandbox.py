@@ -107,26 +107,30 @@ def sleep_then(value: int, seconds: float) -> int:
 # Helpers. ------------------------------------------------------------------------------------
 
 
-def children() -> list[int]:
-    """Pids of this process's children, zombies included, straight from /proc."""
-    found = []
+def descendants() -> list[int]:
+    """Pids of this process's descendants (the zygote and its workers), zombies included."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
-                found.append(int(entry.name))
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
 
 
 def settle(expected: int, seconds: float = 10.0) -> list[int]:
-    """Wait until this process has ``expected`` children (replacements start asynchronously)."""
+    """Wait until this process has ``expected`` descendants (replacements start asynchronously)."""
     deadline = time.monotonic() + seconds
-    while len(children()) != expected and time.monotonic() < deadline:
+    while len(descendants()) != expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    return children()
+    return descendants()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -311,15 +315,15 @@ def test_timeouts_from_threads_while_others_succeed():
 
 
 def test_no_processes_leak_through_timeouts_crashes_and_shutdown():
-    size = sandbox._POOL.size
+    expected = sandbox._POOL.size + 1  # the workers and the zygote that forks them
     run_in_sandbox(echo, 0, timeout=30)
-    assert len(settle(size)) == size
+    assert len(settle(expected)) == expected
     for _ in range(4):
         assert run_in_sandbox(spin, timeout=0.2).status == "timeout"
     assert run_in_sandbox(segfault).status == "crashed"
-    assert len(settle(size)) == size
+    assert len(settle(expected)) == expected
     sandbox.shutdown()
-    assert children() == []
+    assert descendants() == []
     assert run_in_sandbox(echo, "back", timeout=30).value == "back"  # restarts lazily
 
 
