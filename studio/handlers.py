@@ -199,6 +199,36 @@ class Studio:
             allow_unsolved=allow_unsolved,
         )
 
+    def correct(
+        self,
+        state: SolveState | None,
+        thought: str,
+        text: str,
+        annotator: str,
+        allow_unsolved: bool = False,
+        accept: bool = False,
+    ) -> Correction:
+        """Save an edit of the student's ``thought`` in a finished solve, or with ``accept`` the
+        thought exactly as the student wrote it. Unsaved or unchanged text is never a correction."""
+        if state is None or not state.done:
+            raise InputError("Solve a question first (Solve or Active learning tab).")
+        view = state.thoughts.get(thought)
+        original = view.text if view else ""
+        if accept:
+            if not original.strip():
+                raise InputError("The student wrote nothing here; there is nothing to accept.")
+            text, allow_unsolved = original, False
+        elif (text or "").strip() == original.strip():
+            raise InputError("The text is unchanged: edit it, or 'Accept as is' if it is right.")
+        return self.save_correction(
+            state.problem_id,
+            thought,
+            text,
+            annotator,
+            view.generation_id if view else None,
+            allow_unsolved,
+        )
+
     def review(
         self, correction_id: int, reviewer: str, decision: str, note: str | None = None
     ) -> Review:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -536,25 +537,8 @@ def _wire_correct(
     )
 
     def save(state: SolveState | None, text: str, who: str, unsolved: bool, accept: bool) -> str:
-        if state is None or not state.done:
-            return render.message("Solve a question first (Solve or Active learning tab).", "error")
-        view = state.thoughts.get(thought)
-        original = view.text if view else ""
-        if accept:
-            text = original
-        elif (text or "").strip() == original.strip():
-            return render.message(
-                "The text is unchanged: edit it, or use 'Accept as is' if it is right.", "error"
-            )
         try:
-            correction = studio.save_correction(
-                state.problem_id,
-                thought,
-                text,
-                who,
-                generation_id=view.generation_id if view else None,
-                allow_unsolved=unsolved and not accept,
-            )
+            correction = studio.correct(state, thought, text, who, unsolved, accept=accept)
         except USER_ERRORS as exc:
             return render.message(str(exc), "error")
         return render.message(_saved(correction), "ok")
@@ -644,6 +628,18 @@ def _api(studio: Studio, model_concurrency: int) -> None:
             {"concurrency_id": MODEL, "concurrency_limit": model_concurrency} if fn is solve else {}
         )
         gr.api(fn, api_name=fn.__name__, **limit)
+
+
+def launch_local(demo: gr.Blocks) -> str:
+    """Launch ``demo`` on 127.0.0.1 at a free port without blocking (tests, benchmarks); returns
+    its URL. ``demo.close()`` stops it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, url, _ = launch(
+        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
+    )
+    return url
 
 
 def launch(demo: gr.Blocks, **kwargs: Any) -> Any:

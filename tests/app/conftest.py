@@ -3,7 +3,6 @@ the app launched on 127.0.0.1 at a free port."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student
 from studio.examples import EvalSets
 from studio.handlers import Studio
-from studio.ui import build_app, launch
+from studio.ui import build_app, launch_local
 from training.tiny_model import make_tiny_model
 
 TEXTS = [
@@ -59,12 +58,6 @@ def studio(tmp_path: Path, tiny_student: Student, eval_sets: EvalSets) -> Iterat
     s.store.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Served:
     studio: Studio
@@ -78,9 +71,6 @@ def served(
     """The app over a fresh store, launched in this process."""
     studio = make_studio(tmp_path_factory.mktemp("served"), tiny_student, eval_sets)
     demo = build_app(studio)
-    _, url, _ = launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True
-    )
-    yield Served(studio, url)
+    yield Served(studio, launch_local(demo))
     demo.close()
     studio.store.close()

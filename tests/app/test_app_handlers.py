@@ -9,10 +9,20 @@ from pathlib import Path
 import pytest
 from conftest import SVAMP_1, SVAMP_1_EOT, make_studio
 
+from db import StoreError
 from studio import render
 from studio.active import read_pool, uncertainty
 from studio.handlers import Studio, accuracy_rows, mean_accuracy
-from studio.solving import InputError, ProblemRef, SolveState, ThoughtView, check_question, decide
+from studio.solving import (
+    InputError,
+    ProblemRef,
+    SolveState,
+    ThoughtView,
+    check_question,
+    decide,
+    examine,
+    record,
+)
 
 EVAL_REPORT = {
     "datasets": {
@@ -184,3 +194,36 @@ def test_export_refuses_until_something_is_approved(tmp_path: Path, tiny_student
     studio = make_studio(tmp_path, tiny_student, eval_sets)
     with pytest.raises(InputError, match="no correction has been approved"):
         studio.export("rev")
+
+
+def test_conflicting_annotators_are_listed(studio: Studio) -> None:
+    problem = studio.store.add_problem(SVAMP_1, 51, "svamp", "svamp-chal-1")
+    studio.save_correction(problem.id, "eot", SVAMP_1_EOT, "ann")
+    studio.save_correction(problem.id, "eot", "price = 76\nans = price - 26", "bob")
+    html = render.conflicts_html(studio.store.conflicts())
+    assert "ann: 51 (pending)" in html and "bob: 50 (pending)" in html and ">51, 50<" in html
+    assert "No conflicts" in render.conflicts_html([])
+
+
+def test_accept_as_is_saves_the_thought_unchanged_and_edits_must_change_it(studio: Studio) -> None:
+    state = list(studio.solve(SVAMP_1))[-1]
+    assert studio.store.stats().corrections == 0  # pre-filled text is no correction
+    with pytest.raises(InputError, match="unchanged"):
+        studio.correct(state, "eot", state.thoughts["eot"].text + "\n", "ann")
+    with pytest.raises(InputError, match="Solve a question first"):
+        studio.correct(None, "eot", SVAMP_1_EOT, "ann")
+    # The tiny student's own thoughts never solve, so give it a solvable one to accept.
+    state.thoughts["eot"] = record(
+        studio.store, state, examine("eot", SVAMP_1_EOT)
+    )  # as if the student wrote it
+    accepted = studio.correct(state, "eot", "ignored: the editor text", "ann", accept=True)
+    assert accepted.corrected_text == accepted.original_text == SVAMP_1_EOT
+    assert accepted.generation_id == state.thoughts["eot"].generation_id
+    assert accepted.after_answer == 51 and accepted.status == "pending"
+    state.thoughts["pot"] = ThoughtView("pot", "", "no_answer", None)
+    with pytest.raises(InputError, match="nothing to accept"):
+        studio.correct(state, "pot", "", "ann", accept=True)
+    state.thoughts["cot"] = ThoughtView("cot", "I do not know.", "no_answer", None)
+    with pytest.raises(StoreError, match="does not solve"):
+        studio.correct(state, "cot", "", "ann", accept=True)
+    assert studio.store.stats().corrections == 1

@@ -1,0 +1,126 @@
+"""Load check: many gradio_client clients solving at once against a launched app.
+
+    python -m benchmarks.bench_app_load [--clients 20] [--model tiny|default|PATH]
+        [--max_new_tokens 64] [--model_concurrency 1]
+
+Launches the app on 127.0.0.1 over a fresh SQLite store (a tiny random student by default, which
+writes junk fast; ``--model default`` serves the real SmolLM2 student), starts every client at
+once, each solving a different evaluation question through the ``solve`` endpoint, and checks
+that all are answered (a final state with three recorded thoughts and a vote) and none is lost
+(one problem and three generations each in the store). Prints p50/p90/max latency.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradio_client import Client
+
+from db import Store
+from studio.examples import EvalSets
+from studio.handlers import Studio
+from studio.ui import build_app, launch_local
+from training.config import load_config
+
+TINY_TEXTS = [
+    "Question: Tom has 3 apples and buys 5 more. How many apples does he have?",
+    "a = 3\nb = 5\nans = a + b",
+    "apples = 3\nans = apples + 5\nprint(ans)",
+    "Tom has 3 + 5 = 8 apples. The answer is 8.",
+]
+
+
+@dataclass
+class LoadConfig:
+    """Concurrent solve clients against the app."""
+
+    clients: int = 20
+    model: str = "tiny"  # "tiny" (random, built here), "default" (SmolLM2 student) or a folder
+    max_new_tokens: int = 64
+    model_concurrency: int = 1
+
+
+def _student(cfg: LoadConfig, folder: Path):
+    from eotd.model_loading import load_model
+    from eotd.student import GenerationSettings, Student
+
+    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
+    if cfg.model == "tiny":
+        from training.tiny_model import make_tiny_model
+
+        base, adapter = str(make_tiny_model(folder / "tiny", TINY_TEXTS * 10)), None
+    else:
+        base, adapter = cfg.model, "default"
+    return Student(load_model(base, adapter), settings)
+
+
+def _solve(url: str, question: str) -> tuple[float, dict]:
+    client = Client(url, verbose=False)
+    start = time.perf_counter()
+    final = client.predict(question, api_name="/solve")
+    return time.perf_counter() - start, final
+
+
+def run(cfg: LoadConfig) -> dict:
+    """Launch, load and check; returns the figures."""
+    folder = Path(tempfile.mkdtemp(prefix="eotd-load-"))
+    eval_sets = EvalSets()
+    store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
+    studio = Studio(store, _student(cfg, folder), eval_sets=eval_sets)
+    demo = build_app(studio, cfg.model_concurrency)
+    url = launch_local(demo)
+    questions = [p.question for p in eval_sets.sample("svamp", cfg.clients, seed=1)]
+    try:
+        _solve(url, "Warm up: 1 apple and 1 pear, how many fruits?")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(cfg.clients) as pool:
+            results = list(pool.map(lambda q: _solve(url, q), questions))
+        wall = time.perf_counter() - started
+    finally:
+        demo.close()
+    latencies = sorted(t for t, _ in results)
+    answered = [f for _, f in results if f["done"] and len(f["thoughts"]) == 3 and f["vote"]]
+    problems = {f["problem_id"] for f in answered}
+    stored = store.stats()
+    return {
+        "clients": cfg.clients,
+        "answered": len(answered),
+        "distinct_problems": len(problems),
+        "generations_stored": stored.generations,
+        "expected_generations": 3 * (cfg.clients + 1),
+        "wall_s": wall,
+        "p50_s": statistics.median(latencies),
+        "p90_s": latencies[max(0, round(0.9 * len(latencies)) - 1)],
+        "max_s": latencies[-1],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(LoadConfig, argv)
+    r = run(cfg)
+    print(
+        f"{r['clients']} clients, model {cfg.model}, max_new_tokens {cfg.max_new_tokens}, "
+        f"model concurrency {cfg.model_concurrency}"
+    )
+    print(
+        f"answered {r['answered']}/{r['clients']}, distinct problems {r['distinct_problems']}, "
+        f"generations stored {r['generations_stored']}/{r['expected_generations']}"
+    )
+    print(
+        f"latency p50 {r['p50_s']:.2f} s, p90 {r['p90_s']:.2f} s, max {r['max_s']:.2f} s; "
+        f"all done in {r['wall_s']:.2f} s ({r['clients'] / r['wall_s']:.2f} solves/s)"
+    )
+    lost = r["answered"] < r["clients"] or r["generations_stored"] < r["expected_generations"]
+    if lost:
+        print("LOST REQUESTS", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
