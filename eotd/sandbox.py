@@ -56,9 +56,9 @@ from typing import Any
 STDOUT_CAP = 10_000
 """Characters of the task's printed output kept; the rest is replaced by a marker."""
 STARTUP_TIMEOUT = 60.0
-"""Seconds a fresh worker may take to import its preloads and report ready."""
-PRELOAD = ("math", "fractions", "decimal", "sympy", "eotd", "eotd.program")
-"""Modules every worker imports before its first task (trusted code, before the limits)."""
+"""Seconds the zygote may take to import its preloads, and a new worker to report ready."""
+PRELOAD = ("math", "fractions", "decimal", "statistics", "datetime", "sympy", "eotd")
+"""Modules the zygote imports once, so that every worker starts with them (trusted code)."""
 OPEN_FILES = 32
 """RLIMIT_NOFILE in the worker: enough for lazy imports, too few to hoard descriptors."""
 NOBODY_UID = 65534
