@@ -61,7 +61,10 @@ def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
     if synchronous not in ("FULL", "NORMAL", "EXTRA"):
         raise ValueError(f"EOTD_SQLITE_SYNCHRONOUS={synchronous!r}: use FULL, NORMAL or EXTRA")
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    # Room for every Gradio worker thread to read at once; writers queue in the Store anyway.
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout_s}, pool_size=8, max_overflow=56
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

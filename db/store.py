@@ -262,7 +262,10 @@ class Store:
         source_id: str | None = None,
     ) -> Problem:
         """The problem with this ``source``+``source_id`` (or, without an id, this question text),
-        created if new. A missing gold answer is filled in; a different one is an error."""
+        created if new. A missing gold answer is filled in; a different one is an error.
+
+        Dataset problems are unique by constraint everywhere; typed-in questions are deduplicated
+        under SQLite's single writer (on PostgreSQL two simultaneous adds may both insert)."""
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -665,7 +668,9 @@ class Store:
         return self._run(lambda s: list(s.scalars(query)), write=False)
 
     def approved(self, correction_ids: Sequence[int] | None = None) -> list[export_io.ExportRow]:
-        """Approved corrections as training rows with provenance (all, or these ids)."""
+        """Approved corrections as training rows with provenance (all, or these ids); a
+        correction identical to an earlier one (same problem, thought, text, annotator) is left
+        out, as it would be the same training row."""
 
         def work(s: Session) -> list[export_io.ExportRow]:
             query = _corrections().where(Correction.status == APPROVED).order_by(Correction.id)
@@ -684,7 +689,11 @@ class Store:
             approvals = {
                 r.correction_id: r for r in s.scalars(select(Review).where(Review.id.in_(latest)))
             }
-            return [export_io.to_row(c, approvals[c.id]) for c in corrections]
+            rows: dict[str, export_io.ExportRow] = {}
+            for c in corrections:
+                row = export_io.to_row(c, approvals[c.id])
+                rows.setdefault(row["id"], row)
+            return list(rows.values())
 
         return self._run(work, write=False)
 

@@ -75,6 +75,15 @@ def test_export_writes_dataset_jsonl_parquet_and_card(
     assert "| eot | 1 |" in card and "Annotators: alice, bob" in card
 
 
+def test_identical_corrections_export_once(store: Store, approved: list[int], tmp_path: Path):
+    pid = store.get_correction(approved[1]).problem_id
+    twin = store.add_correction("pot", "ans = (16 - 3 - 4) * 2\n", "bob", pid)
+    store.review(twin.id, "carol", "approved")
+    record = store.export(tmp_path / "out", by="carol")
+    assert record.correction_ids == approved  # the twin is the same training row
+    assert len(read_export(Path(record.path))) == 3
+
+
 def test_export_never_overwrites(store: Store, approved: list[int], tmp_path: Path):
     busy = tmp_path / "busy"
     busy.mkdir()
