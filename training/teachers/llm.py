@@ -53,6 +53,7 @@ class LLMSettings:
     retries: int = 5
     backoff: float = 1.0  # first retry delay in seconds, doubled each time
     max_backoff: float = 30.0
+    max_retry_after: float = 300.0  # the longest Retry-After wait honoured
     cache: Path | None = None
     progress: bool = True
 
@@ -254,7 +255,7 @@ class ChatClient:
                     wait = retry_after(response)
             if attempt < s.retries:
                 delay = min(s.max_backoff, s.backoff * 2**attempt) * (0.5 + random.random() / 2)
-                time.sleep(min(s.max_backoff, wait) if wait is not None else delay)
+                time.sleep(min(s.max_retry_after, wait) if wait is not None else delay)
         with self._lock:
             self.stats.failures[error] += 1
         return Reply(request, None, error=error)
