@@ -8,6 +8,7 @@ import yaml
 from llm_server import FakeOpenAI
 
 from training.build_data import COLUMNS, BuildConfig, build, main
+from training.config import load_config
 from training.datasets import load_problems, train_validation
 from training.teachers.verify import check_many
 
@@ -116,3 +117,9 @@ def test_cli_errors_are_one_clear_line_and_a_nonzero_exit(tmp_path, capsys, monk
     assert main(["--train_data", "nowhere.jsonl", "--out", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("name", ["build_rule", "build_llm"])
+def test_shipped_build_configs_load(name):
+    cfg = load_config(BuildConfig, ["--config", f"training/configs/{name}.yaml"])
+    assert cfg.teacher == name.removeprefix("build_")
