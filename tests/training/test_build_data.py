@@ -1,6 +1,7 @@
 """python -m training.build_data end to end: rule and LLM teachers, augmentation, leak check."""
 
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -121,5 +122,6 @@ def test_cli_errors_are_one_clear_line_and_a_nonzero_exit(tmp_path, capsys, monk
 
 @pytest.mark.parametrize("name", ["build_rule", "build_llm"])
 def test_shipped_build_configs_load(name):
-    cfg = load_config(BuildConfig, ["--config", f"training/configs/{name}.yaml"])
+    path = Path(__file__).resolve().parents[2] / "training" / "configs" / f"{name}.yaml"
+    cfg = load_config(BuildConfig, ["--config", str(path)])
     assert cfg.teacher == name.removeprefix("build_")
