@@ -518,20 +518,25 @@ class _Worker:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL the worker and wait until it is gone (the zygote reaps it)."""
-        if self.killed:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if self.pidfd is None:
-                os.kill(self.pid, signal.SIGKILL)
-            else:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        self.exited(wait=5.0)
-        self.killed = True
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the worker; with ``wait``, also :meth:`bury` it."""
+        if not self.killed:
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if self.pidfd is None:
+                    os.kill(self.pid, signal.SIGKILL)
+                else:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            self.conn.close()
+        if wait:
+            self.bury()
+
+    def bury(self) -> None:
+        """Wait until the killed process is gone (a big one takes a while to die)."""
         if self.pidfd is not None:
+            select.select([self.pidfd], [], [], 5.0)
             os.close(self.pidfd)
-        self.conn.close()
+            self.pidfd = None
 
     def exit_code(self) -> int | None:
         self.exited(wait=2.0)
@@ -556,27 +561,33 @@ class _Pool:
         self._members: set[_Worker] = set()
         self._starting = 0
         self._zygote: _Zygote | None = None
-        self._zygote_lock = threading.Lock()
+        self._zygote_lock = threading.Lock()  # guards the zygote, membership and generation
+        self._generation = 0
 
-    def _spawn(self) -> _Worker:
-        """A new worker from the zygote, starting (or restarting) the zygote if need be."""
+    def _spawn(self, generation: int | None) -> _Worker | None:
+        """A new member from the zygote (started or restarted if need be); None if the pool was
+        shut down since ``generation`` (so a late replacement cannot revive it)."""
         with self._zygote_lock:
+            if generation is not None and generation != self._generation:
+                return None
             if self._zygote is None or not self._zygote.alive():
                 if self._zygote is not None:
                     self._zygote.close()
                 self._zygote = _Zygote()
-            zygote = self._zygote
-        return _Worker(zygote)
+            worker = _Worker(self._zygote)
+            with self._cond:
+                self._members.add(worker)
+        return worker
 
     def acquire(self) -> _Worker:
         """Take a free worker (a ready one first), starting one if the pool is short; else wait."""
         with self._cond:
             while True:
                 for worker in list(self._idle):
-                    if not worker.alive():
+                    if not worker.alive():  # died while idle: drop it; the pool is short now
                         self._idle.remove(worker)
                         self._members.discard(worker)
-                        worker.kill()
+                        self._discard(worker, replace=False, generation=self._generation)
                 for worker in self._idle:
                     if worker.check_ready(0):
                         self._idle.remove(worker)
@@ -587,23 +598,25 @@ class _Pool:
                     self._starting += 1
                     break
                 self._cond.wait()
-        return self._start(idle=False)
+        worker = self._start(idle=False)
+        assert worker is not None  # no generation given, so never refused
+        return worker
 
-    def _start(self, idle: bool) -> _Worker:
+    def _start(self, idle: bool, generation: int | None = None) -> _Worker | None:
         try:
-            worker = self._spawn()
+            worker = self._spawn(generation)
         finally:
             with self._cond:
                 self._starting -= 1
-        with self._cond:
-            self._members.add(worker)
-            if idle:
+        if worker is not None and idle:
+            with self._cond:
                 self._idle.append(worker)
                 self._cond.notify()
         return worker
 
     def release(self, worker: _Worker, healthy: bool) -> None:
-        """Return a worker after a call; an unhealthy one is killed and replaced at once."""
+        """Return a worker after a call; an unhealthy one is killed and replaced at once (the
+        waiting for it to die and the replacing happen in the background, not in the caller)."""
         with self._cond:
             member = worker in self._members
             if healthy and member:
@@ -614,9 +627,19 @@ class _Pool:
             replace = member and len(self._members) + self._starting < self.size
             if replace:
                 self._starting += 1
-        worker.kill()
+            generation = self._generation
+        self._discard(worker, replace, generation)
+
+    def _discard(self, worker: _Worker, replace: bool, generation: int) -> None:
+        """Kill ``worker`` now; bury it, and start its replacement, in the background."""
+        worker.kill(wait=False)
+        threading.Thread(target=self._bury, args=(worker, replace, generation), daemon=True).start()
+
+    def _bury(self, worker: _Worker, replace: bool, generation: int) -> None:
+        worker.bury()
         if replace:
-            self._start(idle=True)
+            with contextlib.suppress(OSError, EOFError):  # the next acquire will try again
+                self._start(idle=True, generation=generation)
 
     def warm_up(self) -> None:
         """Start every worker now and wait until all are ready."""
@@ -632,14 +655,15 @@ class _Pool:
 
     def shutdown(self) -> None:
         """Kill every worker, busy or idle, and the zygote; the pool restarts if used again."""
-        with self._cond:
-            workers = list(self._members)
-            self._members.clear()
-            self._idle.clear()
-            self._cond.notify_all()
-        for worker in workers:
-            worker.kill()
         with self._zygote_lock:
+            self._generation += 1
+            with self._cond:
+                workers = list(self._members)
+                self._members.clear()
+                self._idle.clear()
+                self._cond.notify_all()
+            for worker in workers:
+                worker.kill()
             if self._zygote is not None:
                 self._zygote.close()
                 self._zygote = None

@@ -140,7 +140,16 @@ def test_recursion_bomb_is_a_runtime_error():
     assert result.line == 2
 
 
-@pytest.mark.parametrize("code", ["while True:\n    pass\n", "ans = 9**9**9**9\n"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "while True:\n    pass\n",
+        "ans = 9**9**9**9\n",
+        "import math\nans = math.factorial(10**7)\n",
+        # a worker that takes seconds to die once killed must not delay the answer
+        "t = ()\nfor _ in range(10**6):\n    t = (t,)\nans = hash(t)\n",
+    ],
+)
 def test_endless_work_times_out_quickly(code):
     started = time.monotonic()
     result = run_program(code, timeout=0.5)

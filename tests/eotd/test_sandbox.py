@@ -172,7 +172,11 @@ def test_timeout_kills_the_worker_and_a_fresh_one_takes_its_place():
     after = set(sandbox._POOL.pids())
     killed = before - after
     assert len(killed) == 1
-    assert not Path(f"/proc/{killed.pop()}").exists()  # killed and reaped, no zombie
+    gone = Path(f"/proc/{killed.pop()}")
+    deadline = time.monotonic() + 10
+    while gone.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not gone.exists()  # killed and reaped, no zombie
     assert run_in_sandbox(echo, 5, timeout=30).value == 5
 
 
