@@ -1,0 +1,139 @@
+"""Latency of answering one question (three thoughts, executed, voted), per speed-up.
+
+    python -m benchmarks.bench_student [--model default] [--adapter default] [--device cpu]
+        [--n 20] [--variants batched,sequential,int8,static_cache] [--max_new_tokens 256]
+
+Each variant loads the student, warms it up on one question, then answers the first ``n`` GSM8K
+test questions one at a time and prints p50/p90 seconds per question, new tokens per question and
+decoding steps per second. Variants (each is the default path plus one change):
+
+- ``batched``: the three thoughts in one ``generate`` (the default path);
+- ``sequential``: one ``generate`` per thought (what batching gains);
+- ``no_kv_cache``: generation without the KV cache (what caching gains);
+- ``unmerged``: the adapter kept separate instead of merged into the weights;
+- ``bf16``: bfloat16 weights; ``int8``: dynamic int8 quantization of the linear layers (CPU);
+- ``static_cache``: a static KV cache; ``compile``: static cache + ``torch.compile`` of the forward.
+
+Targets (issue 4): p50 <= 3 s on a 2-core CPU, <= 0.5 s on one H100/H200.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from eotd.model_loading import load_model
+from eotd.prompts import THOUGHTS
+from eotd.student import GenerationSettings, Student, combine
+from training.config import load_config
+from training.datasets import load_problems
+
+VARIANTS = (
+    "batched", "sequential", "no_kv_cache", "unmerged", "bf16", "int8", "static_cache", "compile",
+)  # fmt: skip
+
+
+@dataclass
+class BenchConfig:
+    """Time one-question answers of the student under several speed-ups."""
+
+    model: str = "default"
+    adapter: str = "default"
+    device: str = "auto"
+    n: int = 20
+    variants: list[str] = field(default_factory=lambda: ["batched", "sequential"])
+    max_new_tokens: int = 256
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    json_out: str = ""  # also write the results here
+
+
+def _student(cfg: BenchConfig, variant: str) -> Student:
+    adapter = None if cfg.adapter == "none" else cfg.adapter
+    loaded = load_model(
+        cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
+        merge=variant != "unmerged",
+    )  # fmt: skip
+    model = loaded.model
+    if variant == "int8":
+        if loaded.device.type != "cpu":
+            raise ValueError("the int8 variant (dynamic quantization) runs on the CPU only")
+        from torch.ao.quantization import quantize_dynamic
+
+        loaded.model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if variant == "no_kv_cache":
+        model.generation_config.use_cache = False
+    if variant in ("static_cache", "compile"):
+        model.generation_config.cache_implementation = "static"
+    if variant == "compile":
+        from transformers import CompileConfig
+
+        compile_config = CompileConfig()
+        compile_config._compile_all_devices = True  # transformers compiles on GPUs only otherwise
+        model.generation_config.compile_config = compile_config
+    else:
+        model.generation_config.disable_compile = True
+    return Student(loaded, GenerationSettings(max_new_tokens=cfg.max_new_tokens))
+
+
+def _answer(student: Student, question: str, variant: str) -> int:
+    """Answer one question; return the number of new tokens written."""
+    if variant == "sequential":
+        results = [r for t in THOUGHTS for r in student.solve_iter(question, thoughts=[t])]
+    else:
+        results = list(student.solve_iter(question))
+    solution = combine(question, results)
+    return sum(t.new_tokens for t in solution.thoughts)
+
+
+def bench(cfg: BenchConfig) -> list[dict]:
+    """Time every variant in ``cfg``; return one result dict per variant."""
+    unknown = set(cfg.variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    questions = [p["question"] for p in load_problems("gsm8k", "test").select(range(cfg.n + 1))]
+    results = []
+    for variant in cfg.variants:
+        student = _student(cfg, variant)
+        started = time.perf_counter()
+        _answer(student, questions[0], variant)  # warm-up (and compilation)
+        warmup = time.perf_counter() - started
+        seconds, tokens = [], []
+        for question in questions[1:]:
+            started = time.perf_counter()
+            tokens.append(_answer(student, question, variant))
+            seconds.append(time.perf_counter() - started)
+        cuts = statistics.quantiles(seconds, n=10) if len(seconds) > 1 else seconds * 9
+        result = {
+            "variant": variant,
+            "device": str(student.loaded.device),
+            "gpu": torch.cuda.get_device_name() if student.loaded.device.type == "cuda" else None,
+            "threads": torch.get_num_threads(),
+            "adapter": student.loaded.adapter,
+            "n": len(seconds),
+            "p50_s": round(statistics.median(seconds), 3),
+            "p90_s": round(cuts[8], 3),
+            "new_tokens_per_question": round(statistics.mean(tokens), 1),
+            "warmup_s": round(warmup, 2),
+        }
+        results.append(result)
+        print(json.dumps(result), flush=True)
+        del student
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(BenchConfig, argv)
+    results = bench(cfg)
+    if cfg.json_out:
+        with open(cfg.json_out, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
