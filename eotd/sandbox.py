@@ -378,7 +378,7 @@ def _zygote_main(fd: int) -> None:
         if request == "spawn":
             _fork_worker(conn)
         else:
-            _reap(statuses, request[1], wait=2.0)
+            _reap(statuses, request[1], wait=0.2)  # the parent saw it die first
             conn.send(statuses.pop(request[1], None))
         while len(statuses) > 256:  # statuses nobody asked for
             statuses.pop(next(iter(statuses)))
@@ -636,10 +636,11 @@ class _Pool:
         threading.Thread(target=self._bury, args=(worker, replace, generation), daemon=True).start()
 
     def _bury(self, worker: _Worker, replace: bool, generation: int) -> None:
-        worker.bury()
         if replace:
-            with contextlib.suppress(OSError, EOFError):  # the next acquire will try again
+            with contextlib.suppress(OSError, EOFError):  # else the next acquire tries again
                 self._start(idle=True, generation=generation)
+        worker.bury()
+        worker.exit_code()  # makes the zygote reap it now
 
     def warm_up(self) -> None:
         """Start every worker now and wait until all are ready."""
