@@ -29,6 +29,7 @@ STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef44
 QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
 USER_ERRORS = (InputError, StoreError, ValueError, LookupError)
 MODEL = "student"  # concurrency group of everything that runs the model
+ENGINE_CONCURRENCY = 4  # live re-solves at once (each is a short sandboxed engine call)
 
 KEYS_JS = """
 <script>
@@ -119,7 +120,6 @@ def _queue_frame(corrections: list) -> pd.DataFrame:
 
 def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
     """The whole app over ``studio``; ``model_concurrency`` caps simultaneous model runs."""
-    engine_limit = 4
     with gr.Blocks(title="EoTD Studio") as demo:
         gr.Markdown(
             "# EoTD Studio\nA small student answers math word problems three ways: a chain of "
@@ -127,380 +127,372 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
         )
         solve_state = gr.State(None)
         with gr.Tabs(elem_id="tabs") as tabs:
-            # ---------------------------------------------------------------- Solve
             with gr.Tab("Solve", id="solve"):
-                with gr.Row():
-                    question = gr.Textbox(
-                        label="Question",
-                        lines=3,
-                        placeholder="A math word problem with numbers in it",
-                        elem_id="question",
-                        scale=5,
-                    )
-                    with gr.Column(scale=1, min_width=140):
-                        solve_btn = gr.Button("Solve", variant="primary", elem_id="solve-btn")
-                        random_btn = gr.Button("Random example", elem_id="random-btn")
-                gr.Examples(
-                    [[q] for q in studio.eval_sets.examples(2)],
-                    inputs=[question],
-                    label="Examples from the evaluation sets (gold answers known)",
-                )
-                gold_html = gr.HTML(elem_id="gold")
-                solve_outputs: list[Any] = [gold_html]
-                with gr.Row(equal_height=False):
-                    for thought in THOUGHT_ORDER:
-                        with gr.Column():
-                            gr.Markdown(f"### {render.NAMES[thought]}")
-                            if thought == "pot":
-                                raw = gr.Code(
-                                    language="python", label="program", elem_id=f"raw-{thought}"
-                                )
-                            else:
-                                raw = gr.Textbox(label="written", lines=8, elem_id=f"raw-{thought}")
-                            panel = gr.HTML(render.thought_panel(None), elem_id=f"panel-{thought}")
-                            solve_outputs += [raw, panel]
-                vote_html = gr.HTML(render.vote_panel(None), elem_id="vote")
-                solve_outputs += [vote_html, solve_state]
-
-            # ---------------------------------------------------------------- Correct
+                question, solve_btn, solve_outputs = _solve_tab(studio)
             with gr.Tab("Correct", id="correct"):
-                summary = gr.HTML(
-                    render.message("Solve a question first.", "info"), elem_id="summary"
-                )
-                with gr.Row():
-                    annotator = gr.Textbox(label="Your name (annotator)", elem_id="annotator")
-                    allow_unsolved = gr.Checkbox(
-                        label="Keep a correction that does not solve (flagged for review)"
-                    )
-                editors = {}
-                for thought in EDIT_ORDER:
-                    with gr.Group():
-                        gr.Markdown(f"### {render.NAMES[thought]}")
-                        with gr.Row():
-                            if thought == "pot":
-                                editor = gr.Code(
-                                    language="python",
-                                    interactive=True,
-                                    label="program",
-                                    elem_id=f"edit-{thought}",
-                                )
-                            else:
-                                editor = gr.Textbox(
-                                    label="edit, and it re-solves as you type",
-                                    lines=8,
-                                    interactive=True,
-                                    elem_id=f"edit-{thought}",
-                                )
-                            check_html = gr.HTML(elem_id=f"check-{thought}")
-                        with gr.Row():
-                            save_btn = gr.Button(
-                                "Save correction", variant="primary", elem_id=f"save-{thought}"
-                            )
-                            accept_btn = gr.Button("Accept as is", elem_id=f"accept-{thought}")
-                        save_msg = gr.HTML(elem_id=f"msg-{thought}")
-                    editors[thought] = editor
-                    _wire_correct(
-                        studio, thought, editor, check_html, save_btn, accept_btn, save_msg,
-                        solve_state, annotator, allow_unsolved, engine_limit,
-                    )  # fmt: skip
-                correct_outputs = [summary, *(editors[t] for t in EDIT_ORDER)]
-
-            # ---------------------------------------------------------------- Review
+                correct_outputs = _correct_tab(studio, solve_state)
             with gr.Tab("Review & data", id="review") as review_tab:
-                review_ids, review_index = gr.State([]), gr.State(0)
-                with gr.Row():
-                    reviewer = gr.Textbox(label="Your name (reviewer)", elem_id="reviewer")
-                    status_f = gr.Dropdown(STATUSES, value="pending", label="status")
-                    annotator_f = gr.Dropdown(["all"], value="all", label="annotator")
-                    dataset_f = gr.Dropdown(["all"], value="all", label="dataset")
-                    refresh_btn = gr.Button("Refresh", elem_id="refresh-btn")
-                queue_table = gr.Dataframe(
-                    headers=QUEUE_COLUMNS, interactive=False, elem_id="queue", max_height=260
-                )
-                card = gr.HTML(elem_id="review-card")
-                note = gr.Textbox(
-                    label="Note (why; required to reverse a decision)", elem_id="note"
-                )
-                with gr.Row():
-                    prev_btn = gr.Button("◀ Previous", elem_id="prev-btn")
-                    approve_btn = gr.Button("Approve", variant="primary", elem_id="approve-btn")
-                    reject_btn = gr.Button("Reject", variant="stop", elem_id="reject-btn")
-                    next_btn = gr.Button("Next ▶", elem_id="next-btn")
-                gr.HTML(render.KEYS_HELP)
-                review_msg = gr.HTML(elem_id="review-msg")
-                with gr.Accordion("Conflicts between annotators", open=False):
-                    conflicts_html = gr.HTML(elem_id="conflicts")
-                with gr.Row():
-                    export_btn = gr.Button("Export approved corrections", elem_id="export-btn")
-                    export_file = gr.File(label="export (zip)", elem_id="export-file")
-                export_msg = gr.HTML(elem_id="export-msg")
-                gr.Markdown("### Statistics")
-                stats_html = gr.HTML(elem_id="stats")
-                with gr.Row():
-                    status_plot = gr.BarPlot(
-                        x="status",
-                        y="count",
-                        color="status",
-                        color_map=STATUS_COLORS,
-                        title="Corrections by status",
-                    )
-                    daily_plot = gr.BarPlot(
-                        x="day",
-                        y="count",
-                        color="status",
-                        color_map=STATUS_COLORS,
-                        title="Corrections by day",
-                    )
-                accuracy_plot = gr.BarPlot(
-                    x="thought",
-                    y="accuracy",
-                    color="model",
-                    title="Accuracy (%) per thought and vote, per model version",
-                )
-
-            # ---------------------------------------------------------------- Active learning
+                _review_tab(studio, review_tab)
             with gr.Tab("Active learning", id="active"):
-                ranked_state = gr.State([])
-                gr.Markdown(
-                    "The student answers a pool in one batch; problems where its thoughts fail, "
-                    "disagree, or miss the gold answer come first. Press <kbd>n</kbd> (or the "
-                    "button) to correct the next one."
-                )
-                with gr.Row():
-                    pool = gr.Dropdown(
-                        [*studio.eval_sets.names, "upload"],
-                        value=(studio.eval_sets.names or ["upload"])[0],
-                        label="pool",
-                    )
-                    pool_size = gr.Slider(1, 64, value=8, step=1, label="problems to rank")
-                    upload = gr.File(
-                        label="or upload JSONL/CSV (question, answer)",
-                        file_types=[".jsonl", ".csv"],
-                        type="filepath",
-                    )
-                with gr.Row():
-                    rank_btn = gr.Button("Rank", variant="primary", elem_id="rank-btn")
-                    next_problem_btn = gr.Button("Annotate next (n)", elem_id="annotate-next-btn")
-                rank_msg = gr.HTML(elem_id="rank-msg")
-                rank_table = gr.Dataframe(headers=RANK_COLUMNS, interactive=False, elem_id="ranked")
-
-            # ---------------------------------------------------------------- Model
+                _active_tab(studio, tabs, solve_state, correct_outputs, model_concurrency)
             with gr.Tab("Model", id="model") as model_tab:
-                model_html = gr.HTML(elem_id="model-info")
-                with gr.Row():
-                    versions = gr.Dropdown([], label="registered model versions")
-                    switch_btn = gr.Button("Serve this version", elem_id="switch-btn")
-                    promote_btn = gr.Button("Promote (load at start)", elem_id="promote-btn")
-                model_msg = gr.HTML(elem_id="model-msg")
+                _model_tab(studio, [model_tab.select, demo.load], model_concurrency)
 
-        # ------------------------------------------------------------------------ Solve events
         @user_errors
         def on_solve(text: str) -> Iterator[list]:
             for state in studio.solve(text):
                 yield _solve_values(state)
 
-        all_solve_outputs = [*solve_outputs, *correct_outputs]
         gr.on(
             [solve_btn.click, question.submit],
             on_solve,
             inputs=question,
-            outputs=all_solve_outputs,
+            outputs=[*solve_outputs, solve_state, *correct_outputs],
             concurrency_limit=model_concurrency,
             concurrency_id=MODEL,
             api_visibility="private",
         )
-        random_btn.click(
-            lambda: studio.eval_sets.random_question(), outputs=question, api_visibility="private"
-        )
-
-        # ------------------------------------------------------------------------ Review events
-        def statistics() -> list:
-            return [
-                render.stats_html(studio.store.stats()),
-                studio.status_frame(),
-                studio.daily_frame(),
-                studio.accuracy_frame(),
-                render.conflicts_html(studio.store.conflicts()),
-            ]
-
-        stats_outputs = [stats_html, status_plot, daily_plot, accuracy_plot, conflicts_html]
-        gr.on(
-            [refresh_btn.click, review_tab.select],
-            statistics,
-            outputs=stats_outputs,
-            api_visibility="private",
-        )
-
-        filters = [status_f, annotator_f, dataset_f]
-
-        def show(ids: list[int], index: int) -> str:
-            if not ids:
-                return render.message("Nothing in this queue.", "info")
-            index = max(0, min(index, len(ids) - 1))
-            correction = studio.store.get_correction(ids[index])
-            reviews = studio.store.reviews(ids[index])
-            return render.correction_card(correction, reviews, f"({index + 1} of {len(ids)})")
-
-        def refresh(status: str, who: str, dataset: str, index: int) -> list:
-            corrections = studio.queue(status, who, dataset)
-            ids = [c.id for c in corrections]
-            index = max(0, min(index, len(ids) - 1))
-            annotators, datasets = filter_choices(studio.store)
-            return [
-                ids,
-                index,
-                _queue_frame(corrections),
-                show(ids, index),
-                gr.Dropdown(choices=["all", *annotators], value=who),
-                gr.Dropdown(choices=["all", *datasets], value=dataset),
-            ]
-
-        queue_outputs = [review_ids, review_index, queue_table, card, annotator_f, dataset_f]
-        gr.on(
-            [refresh_btn.click, review_tab.select, status_f.input, annotator_f.input,
-             dataset_f.input],
-            refresh,
-            inputs=[*filters, review_index],
-            outputs=queue_outputs,
-            api_visibility="private",
-        )  # fmt: skip
-
-        def move(step: int) -> Callable[[list[int], int], tuple[int, str]]:
-            def go(ids: list[int], index: int) -> tuple[int, str]:
-                index = max(0, min(index + step, len(ids) - 1))
-                return index, show(ids, index)
-
-            return go
-
-        prev_btn.click(
-            move(-1), [review_ids, review_index], [review_index, card], api_visibility="private"
-        )
-        next_btn.click(
-            move(1), [review_ids, review_index], [review_index, card], api_visibility="private"
-        )
-
-        def pick(ids: list[int], event: gr.SelectData) -> tuple[int, str]:
-            index = event.index[0] if isinstance(event.index, list | tuple) else event.index
-            return index, show(ids, index)
-
-        queue_table.select(pick, review_ids, [review_index, card], api_visibility="private")
-
-        def decide(decision: str) -> Callable:
-            def run(ids: list[int], index: int, who: str, text: str, *current: Any) -> list:
-                if not ids:
-                    return [
-                        render.message("Nothing to review here.", "info"),
-                        text,
-                        *refresh(*current, index),
-                    ]
-                cid = ids[max(0, min(index, len(ids) - 1))]
-                try:
-                    review = studio.review(cid, who, decision, text)
-                except USER_ERRORS as exc:
-                    return [render.message(str(exc), "error"), text, *refresh(*current, index)]
-                done = render.message(
-                    f"Correction #{cid} {review.decision} by {review.reviewer}.", "ok"
-                )
-                return [done, "", *refresh(*current, index)]
-
-            return run
-
-        for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
-            button.click(
-                decide(decision),
-                [review_ids, review_index, reviewer, note, *filters],
-                [review_msg, note, *queue_outputs],
-                api_visibility="private",
-            ).then(statistics, outputs=stats_outputs, api_visibility="private")
-
-        def on_export(who: str) -> tuple[str | None, str]:
-            try:
-                path, count = studio.export(who)
-            except USER_ERRORS as exc:
-                return None, render.message(str(exc), "error")
-            return str(path), render.message(f"Exported {count} approved corrections.", "ok")
-
-        export_btn.click(
-            on_export, reviewer, [export_file, export_msg], api_visibility="private"
-        ).then(statistics, outputs=stats_outputs, api_visibility="private")
-
-        # ------------------------------------------------------------------ Active learning
-        @user_errors
-        def on_rank(source: str, n: float, uploaded: str | None) -> tuple:
-            if source == "upload" and not uploaded:
-                raise InputError("Upload a JSONL or CSV file of problems first.")
-            ranked = studio.rank(source, int(n), uploaded if source == "upload" else None)
-            frame = pd.DataFrame([r.row(i + 1) for i, r in enumerate(ranked)], columns=RANK_COLUMNS)
-            note = render.message(f"Ranked {len(ranked)} problems; the most unsure is first.", "ok")
-            return ranked, frame, note
-
-        rank_btn.click(
-            on_rank,
-            [pool, pool_size, upload],
-            [ranked_state, rank_table, rank_msg],
-            concurrency_limit=model_concurrency,
-            concurrency_id=MODEL,
-            api_visibility="private",
-        )
-
-        def annotate_next(ranked: list) -> list:
-            if not ranked:
-                note = render.message("The queue is empty: rank a pool first.", "info")
-                return [gr.Tabs(), ranked, gr.skip(), note, gr.skip(), *[gr.skip()] * 4]
-            head, rest = ranked[0], ranked[1:]
-            frame = pd.DataFrame([r.row(i + 1) for i, r in enumerate(rest)], columns=RANK_COLUMNS)
-            note = render.message(f"Correcting problem #{head.state.problem_id}.", "info")
-            return [gr.Tabs(selected="correct"), rest, frame, note, head.state,
-                    *_correct_tab_values(head.state)]  # fmt: skip
-
-        next_problem_btn.click(
-            annotate_next,
-            ranked_state,
-            [tabs, ranked_state, rank_table, rank_msg, solve_state, *correct_outputs],
-            api_visibility="private",
-        )
-
-        # --------------------------------------------------------------------------- Model
-        def model_view() -> list:
-            info = studio.model_info()
-            choices = [(f"#{v.id} {v.name}", v.id) for v in studio.store.model_versions()]
-            return [
-                _model_html(studio),
-                gr.Dropdown(choices=choices, value=info.version.id if info.version else None),
-            ]
-
-        gr.on(
-            [model_tab.select, demo.load],
-            model_view,
-            outputs=[model_html, versions],
-            api_visibility="private",
-        )
-
-        def on_switch(version_id: int | None) -> list:
-            if version_id is None:
-                return [gr.skip(), render.message("Choose a model version first.", "error")]
-            info = studio.switch_model(int(version_id))
-            return [_model_html(studio), render.message(f"Now serving {info.name}.", "ok")]
-
-        switch_btn.click(
-            user_errors(on_switch),
-            versions,
-            [model_html, model_msg],
-            concurrency_limit=model_concurrency,
-            concurrency_id=MODEL,
-            api_visibility="private",
-        )
-
-        def on_promote(version_id: int | None) -> str:
-            if version_id is None:
-                return render.message("Choose a model version first.", "error")
-            version = studio.promote(int(version_id))
-            return render.message(f"{version.name} is promoted: the app loads it at start.", "ok")
-
-        promote_btn.click(user_errors(on_promote), versions, model_msg, api_visibility="private")
-
         _api(studio, model_concurrency)
     return demo
+
+
+def _solve_tab(studio: Studio) -> tuple[gr.Textbox, gr.Button, list]:
+    """The question, examples and the three thought columns with the vote."""
+    with gr.Row():
+        question = gr.Textbox(
+            label="Question",
+            lines=3,
+            placeholder="A math word problem with numbers in it",
+            elem_id="question",
+            scale=5,
+        )
+        with gr.Column(scale=1, min_width=140):
+            solve_btn = gr.Button("Solve", variant="primary", elem_id="solve-btn")
+            random_btn = gr.Button("Random example", elem_id="random-btn")
+    gr.Examples(
+        [[q] for q in studio.eval_sets.examples(2)],
+        inputs=[question],
+        label="Examples from the evaluation sets (gold answers known)",
+    )
+    outputs: list[Any] = [gr.HTML(elem_id="gold")]
+    with gr.Row(equal_height=False):
+        for thought in THOUGHT_ORDER:
+            with gr.Column():
+                gr.Markdown(f"### {render.NAMES[thought]}")
+                if thought == "pot":
+                    raw = gr.Code(language="python", label="program", elem_id=f"raw-{thought}")
+                else:
+                    raw = gr.Textbox(label="written", lines=8, elem_id=f"raw-{thought}")
+                panel = gr.HTML(render.thought_panel(None), elem_id=f"panel-{thought}")
+                outputs += [raw, panel]
+    outputs.append(gr.HTML(render.vote_panel(None), elem_id="vote"))
+    random_btn.click(
+        lambda: studio.eval_sets.random_question(), outputs=question, api_visibility="private"
+    )
+    return question, solve_btn, outputs
+
+
+def _correct_tab(studio: Studio, solve_state: gr.State) -> list:
+    """Editors for the student's thoughts, each re-solved live; returns the components a solve
+    fills (summary, then the EoT, PoT and CoT editors)."""
+    summary = gr.HTML(render.message("Solve a question first.", "info"), elem_id="summary")
+    with gr.Row():
+        annotator = gr.Textbox(label="Your name (annotator)", elem_id="annotator")
+        allow_unsolved = gr.Checkbox(
+            label="Keep a correction that does not solve (flagged for review)"
+        )
+    editors = []
+    for thought in EDIT_ORDER:
+        with gr.Group():
+            gr.Markdown(f"### {render.NAMES[thought]}")
+            with gr.Row():
+                if thought == "pot":
+                    editor = gr.Code(
+                        language="python",
+                        interactive=True,
+                        label="program",
+                        elem_id=f"edit-{thought}",
+                    )
+                else:
+                    editor = gr.Textbox(
+                        label="edit, and it re-solves as you type",
+                        lines=8,
+                        interactive=True,
+                        elem_id=f"edit-{thought}",
+                    )
+                check_html = gr.HTML(elem_id=f"check-{thought}")
+            with gr.Row():
+                save_btn = gr.Button(
+                    "Save correction", variant="primary", elem_id=f"save-{thought}"
+                )
+                accept_btn = gr.Button("Accept as is", elem_id=f"accept-{thought}")
+            save_msg = gr.HTML(elem_id=f"msg-{thought}")
+        editors.append(editor)
+        _wire_correct(
+            studio, thought, editor, check_html, save_btn, accept_btn, save_msg,
+            [solve_state, editor, annotator, allow_unsolved],
+        )  # fmt: skip
+    return [summary, *editors]
+
+
+def _review_tab(studio: Studio, review_tab: gr.Tab) -> None:
+    """The review queue with filters and keyboard shortcuts, conflicts, export and statistics."""
+    review_ids, review_index = gr.State([]), gr.State(0)
+    with gr.Row():
+        reviewer = gr.Textbox(label="Your name (reviewer)", elem_id="reviewer")
+        status_f = gr.Dropdown(STATUSES, value="pending", label="status")
+        annotator_f = gr.Dropdown(["all"], value="all", label="annotator")
+        dataset_f = gr.Dropdown(["all"], value="all", label="dataset")
+        refresh_btn = gr.Button("Refresh", elem_id="refresh-btn")
+    queue_table = gr.Dataframe(
+        headers=QUEUE_COLUMNS, interactive=False, elem_id="queue", max_height=260
+    )
+    card = gr.HTML(elem_id="review-card")
+    note = gr.Textbox(label="Note (why; required to reverse a decision)", elem_id="note")
+    with gr.Row():
+        prev_btn = gr.Button("◀ Previous", elem_id="prev-btn")
+        approve_btn = gr.Button("Approve", variant="primary", elem_id="approve-btn")
+        reject_btn = gr.Button("Reject", variant="stop", elem_id="reject-btn")
+        next_btn = gr.Button("Next ▶", elem_id="next-btn")
+    gr.HTML(render.KEYS_HELP)
+    review_msg = gr.HTML(elem_id="review-msg")
+    with gr.Accordion("Conflicts between annotators", open=False):
+        conflicts_html = gr.HTML(elem_id="conflicts")
+    with gr.Row():
+        export_btn = gr.Button("Export approved corrections", elem_id="export-btn")
+        export_file = gr.File(label="export (zip)", elem_id="export-file")
+    export_msg = gr.HTML(elem_id="export-msg")
+    gr.Markdown("### Statistics")
+    stats_html = gr.HTML(elem_id="stats")
+    with gr.Row():
+        status_plot = gr.BarPlot(
+            x="status",
+            y="count",
+            color="status",
+            color_map=STATUS_COLORS,
+            title="Corrections by status",
+        )
+        daily_plot = gr.BarPlot(
+            x="day", y="count", color="status", color_map=STATUS_COLORS, title="Corrections by day"
+        )
+    accuracy_plot = gr.BarPlot(
+        x="thought",
+        y="accuracy",
+        color="model",
+        title="Accuracy (%) per thought and vote, per model version",
+    )
+
+    def statistics() -> list:
+        return [
+            render.stats_html(studio.store.stats()),
+            studio.status_frame(),
+            studio.daily_frame(),
+            studio.accuracy_frame(),
+            render.conflicts_html(studio.store.conflicts()),
+        ]
+
+    stats_outputs = [stats_html, status_plot, daily_plot, accuracy_plot, conflicts_html]
+    gr.on(
+        [refresh_btn.click, review_tab.select],
+        statistics,
+        outputs=stats_outputs,
+        api_visibility="private",
+    )
+
+    def show(ids: list[int], index: int) -> str:
+        if not ids:
+            return render.message("Nothing in this queue.", "info")
+        index = max(0, min(index, len(ids) - 1))
+        correction = studio.store.get_correction(ids[index])
+        reviews = studio.store.reviews(ids[index])
+        return render.correction_card(correction, reviews, f"({index + 1} of {len(ids)})")
+
+    def refresh(status: str, who: str, dataset: str, index: int) -> list:
+        corrections = studio.queue(status, who, dataset)
+        ids = [c.id for c in corrections]
+        index = max(0, min(index, len(ids) - 1))
+        annotators, datasets = filter_choices(studio.store)
+        return [
+            ids,
+            index,
+            _queue_frame(corrections),
+            show(ids, index),
+            gr.Dropdown(choices=["all", *annotators], value=who),
+            gr.Dropdown(choices=["all", *datasets], value=dataset),
+        ]
+
+    filters = [status_f, annotator_f, dataset_f]
+    queue_outputs = [review_ids, review_index, queue_table, card, annotator_f, dataset_f]
+    gr.on(
+        [refresh_btn.click, review_tab.select, status_f.input, annotator_f.input, dataset_f.input],
+        refresh,
+        inputs=[*filters, review_index],
+        outputs=queue_outputs,
+        api_visibility="private",
+    )
+
+    def move(step: int) -> Callable[[list[int], int], tuple[int, str]]:
+        def go(ids: list[int], index: int) -> tuple[int, str]:
+            index = max(0, min(index + step, len(ids) - 1))
+            return index, show(ids, index)
+
+        return go
+
+    for button, step in ((prev_btn, -1), (next_btn, 1)):
+        button.click(
+            move(step), [review_ids, review_index], [review_index, card], api_visibility="private"
+        )
+
+    def pick(ids: list[int], event: gr.SelectData) -> tuple[int, str]:
+        index = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        return index, show(ids, index)
+
+    queue_table.select(pick, review_ids, [review_index, card], api_visibility="private")
+
+    def decide(decision: str) -> Callable:
+        def run(ids: list[int], index: int, who: str, text: str, *current: Any) -> list:
+            if not ids:
+                return [render.message("Nothing to review here.", "info"), text,
+                        *refresh(*current, index)]  # fmt: skip
+            cid = ids[max(0, min(index, len(ids) - 1))]
+            try:
+                review = studio.review(cid, who, decision, text)
+            except USER_ERRORS as exc:
+                return [render.message(str(exc), "error"), text, *refresh(*current, index)]
+            done = render.message(
+                f"Correction #{cid} {review.decision} by {review.reviewer}.", "ok"
+            )
+            return [done, "", *refresh(*current, index)]
+
+        return run
+
+    for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
+        button.click(
+            decide(decision),
+            [review_ids, review_index, reviewer, note, *filters],
+            [review_msg, note, *queue_outputs],
+            api_visibility="private",
+        ).then(statistics, outputs=stats_outputs, api_visibility="private")
+
+    def on_export(who: str) -> tuple[str | None, str]:
+        try:
+            path, count = studio.export(who)
+        except USER_ERRORS as exc:
+            return None, render.message(str(exc), "error")
+        return str(path), render.message(f"Exported {count} approved corrections.", "ok")
+
+    export_btn.click(on_export, reviewer, [export_file, export_msg], api_visibility="private").then(
+        statistics, outputs=stats_outputs, api_visibility="private"
+    )
+
+
+def _active_tab(
+    studio: Studio,
+    tabs: gr.Tabs,
+    solve_state: gr.State,
+    correct_outputs: list,
+    model_concurrency: int,
+) -> None:
+    """Rank a pool by the student's uncertainty; one key opens the next problem in Correct."""
+    ranked_state = gr.State([])
+    gr.Markdown(
+        "The student answers a pool in one batch; problems where its thoughts fail, disagree, or "
+        "miss the gold answer come first. Press <kbd>n</kbd> (or the button) to correct the next."
+    )
+    with gr.Row():
+        pool = gr.Dropdown(
+            [*studio.eval_sets.names, "upload"],
+            value=(studio.eval_sets.names or ["upload"])[0],
+            label="pool",
+        )
+        pool_size = gr.Slider(1, 64, value=8, step=1, label="problems to rank")
+        upload = gr.File(
+            label="or upload JSONL/CSV (question, answer)",
+            file_types=[".jsonl", ".csv"],
+            type="filepath",
+        )
+    with gr.Row():
+        rank_btn = gr.Button("Rank", variant="primary", elem_id="rank-btn")
+        next_btn = gr.Button("Annotate next (n)", elem_id="annotate-next-btn")
+    rank_msg = gr.HTML(elem_id="rank-msg")
+    rank_table = gr.Dataframe(headers=RANK_COLUMNS, interactive=False, elem_id="ranked")
+
+    def table(ranked: list) -> pd.DataFrame:
+        return pd.DataFrame([r.row(i + 1) for i, r in enumerate(ranked)], columns=RANK_COLUMNS)
+
+    @user_errors
+    def on_rank(source: str, n: float, uploaded: str | None) -> tuple:
+        if source == "upload" and not uploaded:
+            raise InputError("Upload a JSONL or CSV file of problems first.")
+        ranked = studio.rank(source, int(n), uploaded if source == "upload" else None)
+        note = render.message(f"Ranked {len(ranked)} problems; the most unsure is first.", "ok")
+        return ranked, table(ranked), note
+
+    rank_btn.click(
+        on_rank,
+        [pool, pool_size, upload],
+        [ranked_state, rank_table, rank_msg],
+        concurrency_limit=model_concurrency,
+        concurrency_id=MODEL,
+        api_visibility="private",
+    )
+
+    def annotate_next(ranked: list) -> list:
+        if not ranked:
+            note = render.message("The queue is empty: rank a pool first.", "info")
+            return [gr.Tabs(), ranked, gr.skip(), note, gr.skip(), *[gr.skip()] * 4]
+        head, rest = ranked[0], ranked[1:]
+        note = render.message(f"Correcting problem #{head.state.problem_id}.", "info")
+        return [gr.Tabs(selected="correct"), rest, table(rest), note, head.state,
+                *_correct_tab_values(head.state)]  # fmt: skip
+
+    next_btn.click(
+        annotate_next,
+        ranked_state,
+        [tabs, ranked_state, rank_table, rank_msg, solve_state, *correct_outputs],
+        api_visibility="private",
+    )
+
+
+def _model_tab(studio: Studio, shown: list, model_concurrency: int) -> None:
+    """The served model and its metrics; switch to or promote a registered version."""
+    model_html = gr.HTML(elem_id="model-info")
+    with gr.Row():
+        versions = gr.Dropdown([], label="registered model versions")
+        switch_btn = gr.Button("Serve this version", elem_id="switch-btn")
+        promote_btn = gr.Button("Promote (load at start)", elem_id="promote-btn")
+    model_msg = gr.HTML(elem_id="model-msg")
+
+    def model_view() -> list:
+        info = studio.model_info()
+        choices = [(f"#{v.id} {v.name}", v.id) for v in studio.store.model_versions()]
+        current = info.version.id if info.version else None
+        return [_model_html(studio), gr.Dropdown(choices=choices, value=current)]
+
+    gr.on(shown, model_view, outputs=[model_html, versions], api_visibility="private")
+
+    def on_switch(version_id: int | None) -> list:
+        if version_id is None:
+            return [gr.skip(), render.message("Choose a model version first.", "error")]
+        info = studio.switch_model(int(version_id))
+        return [_model_html(studio), render.message(f"Now serving {info.name}.", "ok")]
+
+    switch_btn.click(
+        user_errors(on_switch),
+        versions,
+        [model_html, model_msg],
+        concurrency_limit=model_concurrency,
+        concurrency_id=MODEL,
+        api_visibility="private",
+    )
+
+    def on_promote(version_id: int | None) -> str:
+        if version_id is None:
+            return render.message("Choose a model version first.", "error")
+        version = studio.promote(int(version_id))
+        return render.message(f"{version.name} is promoted: the app loads it at start.", "ok")
+
+    promote_btn.click(user_errors(on_promote), versions, model_msg, api_visibility="private")
 
 
 def _wire_correct(
@@ -511,10 +503,7 @@ def _wire_correct(
     save_btn: gr.Button,
     accept_btn: gr.Button,
     save_msg: gr.HTML,
-    solve_state: gr.State,
-    annotator: gr.Textbox,
-    allow_unsolved: gr.Checkbox,
-    engine_limit: int,
+    inputs: list,
 ) -> None:
     """Live re-solve, save and accept for one thought's editor."""
 
@@ -531,7 +520,7 @@ def _wire_correct(
         editor,
         check_html,
         trigger_mode="always_last",
-        concurrency_limit=engine_limit,
+        concurrency_limit=ENGINE_CONCURRENCY,
         concurrency_id="engine",
         api_visibility="private",
     )
@@ -543,7 +532,6 @@ def _wire_correct(
             return render.message(str(exc), "error")
         return render.message(_saved(correction), "ok")
 
-    inputs = [solve_state, editor, annotator, allow_unsolved]
     save_btn.click(
         functools.partial(save, accept=False), inputs, save_msg, api_visibility="private"
     )

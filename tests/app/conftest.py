@@ -1,8 +1,13 @@
 """Fixtures for the app tests: a tiny random student (junk, but fast), a real SQLite store, and
-the app launched on 127.0.0.1 at a free port."""
+the app launched on 127.0.0.1 at a free port.
+
+``EOTD_APP_TEST_MODEL=default`` (or a model folder) serves the real student in the launched app
+instead, for the documentation screenshots (``EOTD_SCREENSHOTS``, see test_app_browser.py).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +74,9 @@ def served(
     tmp_path_factory: pytest.TempPathFactory, tiny_student: Student, eval_sets: EvalSets
 ) -> Iterator[Served]:
     """The app over a fresh store, launched in this process."""
-    studio = make_studio(tmp_path_factory.mktemp("served"), tiny_student, eval_sets)
+    real = os.environ.get("EOTD_APP_TEST_MODEL")
+    student = Student.from_pretrained(real, max_new_tokens=96) if real else tiny_student
+    studio = make_studio(tmp_path_factory.mktemp("served"), student, eval_sets)
     demo = build_app(studio)
     yield Served(studio, launch_local(demo))
     demo.close()

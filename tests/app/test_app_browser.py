@@ -83,6 +83,10 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     page.screenshot(path=shots / "solve.png", full_page=True)
 
     tab(page, "Correct")
+    before = served.studio.store.stats().corrections
+    page.click("#save-pot")  # the pre-filled text, unchanged, is not a correction
+    page.wait_for_selector("#msg-pot:has-text('unchanged')")
+    assert served.studio.store.stats().corrections == before
     editor = box(page, "edit-eot")
     editor.fill("price = 76\ndiscount = 25\nans = price -")
     page.wait_for_selector("#check-eot:has-text('line 3')")
