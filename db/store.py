@@ -186,6 +186,9 @@ class ImportReport:
 
 _LOCKED = re.compile(r"database is locked|database table is locked|database is busy", re.I)
 
+_LIVE = (Correction.status.in_((PENDING, APPROVED)), Correction.after_answer.is_not(None))
+"""Corrections that take part in conflicts: not rejected or withdrawn, and solved."""
+
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
@@ -550,43 +553,27 @@ class Store:
     def conflicts(self) -> list[Conflict]:
         """Problems where corrections by different annotators (pending or approved) solve to
         different answers, oldest problem first."""
-        from eotd.answers import ABS_TOL
-
-        live = (Correction.status.in_((PENDING, APPROVED)), Correction.after_answer.is_not(None))
-        # Two answers that differ also differ by more than ABS_TOL: a cheap SQL pre-filter.
-        contested = (
-            select(Correction.problem_id)
-            .where(*live)
-            .group_by(Correction.problem_id)
-            .having(
-                func.count(func.distinct(Correction.annotator)) > 1,
-                func.max(Correction.after_answer) - func.min(Correction.after_answer) > ABS_TOL,
-            )
-        )
+        problem_ids = self._run(_conflicting_problem_ids, write=False)
         query = (
             _corrections()
-            .where(*live, Correction.problem_id.in_(contested))
+            .where(*_LIVE, Correction.problem_id.in_(problem_ids))
             .order_by(Correction.problem_id, Correction.id)
         )
-        rows = self._run(lambda s: list(s.scalars(query)), write=False)
         by_problem: dict[int, list[Correction]] = defaultdict(list)
-        for correction in rows:
+        for correction in self._run(lambda s: list(s.scalars(query)), write=False):
             by_problem[correction.problem_id].append(correction)
         conflicts = []
         for problem_id, corrections in by_problem.items():
-            if _disagree(corrections):
-                answers: list[float] = []
-                for c in corrections:
-                    if c.after_answer is not None and not any(
-                        _same(c.after_answer, a) for a in answers
-                    ):
-                        answers.append(c.after_answer)
-                problem = corrections[0].problem
-                conflicts.append(
-                    Conflict(
-                        problem_id, problem.question, problem.gold_answer, answers, corrections
-                    )
-                )
+            answers: list[float] = []
+            for c in corrections:
+                if c.after_answer is not None and not any(
+                    _same(c.after_answer, a) for a in answers
+                ):
+                    answers.append(c.after_answer)
+            problem = corrections[0].problem
+            conflicts.append(
+                Conflict(problem_id, problem.question, problem.gold_answer, answers, corrections)
+            )
         return conflicts
 
     def stats(self) -> Stats:
@@ -621,7 +608,8 @@ class Store:
                 promoted=promoted,
             )
 
-        return replace(self._run(work, write=False), conflicts=len(self.conflicts()))
+        stats = self._run(work, write=False)
+        return replace(stats, conflicts=len(self._run(_conflicting_problem_ids, write=False)))
 
     # ------------------------------------------------------------------- training and export
 
@@ -797,13 +785,37 @@ def _unused_approved_ids() -> Select[tuple[int]]:
     return select(Correction.id).where(Correction.status == APPROVED, Correction.id.not_in(used))
 
 
-def _disagree(corrections: list[Correction]) -> bool:
-    """Whether two corrections by different annotators solve to different answers."""
-    return any(
-        a.annotator != b.annotator and not _same(a.after_answer, b.after_answer)
-        for i, a in enumerate(corrections)
-        for b in corrections[i + 1 :]
+def _conflicting_problem_ids(s: Session) -> list[int]:
+    """Problems with two live corrections by different annotators that solve differently."""
+    from eotd.answers import ABS_TOL
+
+    # Two answers that differ also differ by more than ABS_TOL: a cheap SQL pre-filter.
+    contested = (
+        select(Correction.problem_id)
+        .where(*_LIVE)
+        .group_by(Correction.problem_id)
+        .having(
+            func.count(func.distinct(Correction.annotator)) > 1,
+            func.max(Correction.after_answer) - func.min(Correction.after_answer) > ABS_TOL,
+        )
     )
+    answers: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    rows = s.execute(
+        select(Correction.problem_id, Correction.annotator, Correction.after_answer)
+        .where(*_LIVE, Correction.problem_id.in_(contested))
+        .order_by(Correction.problem_id)
+    )
+    for problem_id, annotator, answer in rows:
+        answers[problem_id].append((annotator, answer))
+    return [
+        problem_id
+        for problem_id, given in answers.items()
+        if any(
+            who != other and not _same(answer, theirs)
+            for i, (who, answer) in enumerate(given)
+            for other, theirs in given[i + 1 :]
+        )
+    ]
 
 
 def _check_transition(
