@@ -5,7 +5,8 @@
 
 Each variant loads the student, warms it up on one question, then answers the first ``n`` GSM8K
 test questions one at a time and prints p50/p90 seconds per question, new tokens per question and
-decoding steps per second. Variants (each is the default path plus one change):
+decoding steps per second (a step writes one token of every running thought), so that latencies
+can be projected to other answer lengths. Variants (each is the default path plus one change):
 
 - ``batched``: the three thoughts in one ``generate`` (the default path);
 - ``sequential``: one ``generate`` per thought (what batching gains);
@@ -79,14 +80,15 @@ def _student(cfg: BenchConfig, variant: str) -> Student:
     return Student(loaded, GenerationSettings(max_new_tokens=cfg.max_new_tokens))
 
 
-def _answer(student: Student, question: str, variant: str) -> int:
-    """Answer one question; return the number of new tokens written."""
+def _answer(student: Student, question: str, variant: str) -> tuple[int, int]:
+    """Answer one question; return (new tokens written, decoding steps: the longest thought)."""
     if variant == "sequential":
         results = [r for t in THOUGHTS for r in student.solve_iter(question, thoughts=[t])]
     else:
         results = list(student.solve_iter(question))
     solution = combine(question, results)
-    return sum(t.new_tokens for t in solution.thoughts)
+    lengths = [t.new_tokens for t in solution.thoughts]
+    return sum(lengths), sum(lengths) if variant == "sequential" else max(lengths)
 
 
 def bench(cfg: BenchConfig) -> list[dict]:
@@ -103,11 +105,13 @@ def bench(cfg: BenchConfig) -> list[dict]:
         started = time.perf_counter()
         _answer(student, questions[0], variant)  # warm-up (and compilation)
         warmup = time.perf_counter() - started
-        seconds, tokens = [], []
+        seconds, tokens, steps = [], [], []
         for question in questions[1:]:
             started = time.perf_counter()
-            tokens.append(_answer(student, question, variant))
+            written, longest = _answer(student, question, variant)
             seconds.append(time.perf_counter() - started)
+            tokens.append(written)
+            steps.append(longest)
         cuts = statistics.quantiles(seconds, n=10) if len(seconds) > 1 else seconds * 9
         result = {
             "variant": variant,
@@ -119,6 +123,7 @@ def bench(cfg: BenchConfig) -> list[dict]:
             "p50_s": round(statistics.median(seconds), 3),
             "p90_s": round(cuts[8], 3),
             "new_tokens_per_question": round(statistics.mean(tokens), 1),
+            "decode_steps_per_s": round(sum(steps) / sum(seconds), 1),
             "warmup_s": round(warmup, 2),
         }
         results.append(result)

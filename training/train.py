@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,8 +188,11 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.init_adapter and cfg.method != "lora":
         raise ValueError("init_adapter continues a LoRA adapter: use method: lora")
+    device = cfg.device
+    if device == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one process per GPU (accelerate launch)
     loaded = load_model(
-        cfg.base, adapter=cfg.init_adapter, device=cfg.device, dtype="fp32", trainable=True
+        cfg.base, adapter=cfg.init_adapter, device=device, dtype="fp32", trainable=True
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     if model.config.is_encoder_decoder:
@@ -266,6 +270,8 @@ def train(cfg: TrainConfig) -> dict:
     evaluation = trainer.evaluate() if val_set else {}
 
     final = out / "final"
+    if not trainer.is_world_process_zero():
+        return {}
     to_save = trainer.model
     if cfg.method == "lora" and cfg.save_dtype == "bf16":
         to_save = to_save.to(torch.bfloat16)
