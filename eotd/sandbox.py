@@ -325,6 +325,7 @@ def _fork_worker(control: Connection) -> None:
     if pid == 0:  # the worker: never return into the zygote's loop
         code = 1
         try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             control.close()
             ours.close()
             os.setsid()
@@ -359,7 +360,7 @@ def _zygote_main(fd: int) -> None:
     """Entry point of the zygote: preload once, then fork a worker per request.
 
     Requests: ``"spawn"`` (answered with a new worker's pid and socket) and ``("status", pid)``
-    (answered with the dead worker's wait status, or None). Dead workers are reaped as it goes.
+    (answered with the dead worker's wait status, or None). Dead workers are reaped on SIGCHLD.
     """
     import importlib
 
@@ -368,13 +369,12 @@ def _zygote_main(fd: int) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     statuses: dict[int, int] = {}
+    signal.signal(signal.SIGCHLD, lambda *_: _reap(statuses))  # no zombies, even when idle
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
-            _reap(statuses)
             return
-        _reap(statuses)
         if request == "spawn":
             _fork_worker(conn)
         else:
@@ -584,10 +584,11 @@ class _Pool:
         with self._cond:
             while True:
                 for worker in list(self._idle):
-                    if not worker.alive():  # died while idle: drop it; the pool is short now
+                    if not worker.alive():  # died while idle: replace it
                         self._idle.remove(worker)
                         self._members.discard(worker)
-                        self._discard(worker, replace=False, generation=self._generation)
+                        self._starting += 1
+                        self._discard(worker, replace=True, generation=self._generation)
                 for worker in self._idle:
                     if worker.check_ready(0):
                         self._idle.remove(worker)
@@ -640,7 +641,6 @@ class _Pool:
             with contextlib.suppress(OSError, EOFError):  # else the next acquire tries again
                 self._start(idle=True, generation=generation)
         worker.bury()
-        worker.exit_code()  # makes the zygote reap it now
 
     def warm_up(self) -> None:
         """Start every worker now and wait until all are ready."""
