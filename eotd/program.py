@@ -8,10 +8,12 @@ returns. Three walls stand between the program and the machine:
    (parsing is not execution) and rejected, with the line number, for imports outside
    :data:`ALLOWED_MODULES`, dunder names, private or frame-walking attributes, the names in
    :data:`FORBIDDEN_NAMES`, class definitions, or size over :data:`MAX_SOURCE_BYTES`;
-2. in a sandbox worker the code runs in a fresh namespace whose ``__builtins__`` is
-   :data:`SAFE_BUILTINS` and whose ``__import__`` hands out copies of the allowed modules that
-   hold only their public, non-module attributes (``fractions.sys`` is not reachable);
-3. the worker's rlimits and the parent's wall-clock kill (see :mod:`eotd.sandbox`).
+2. in a sandbox worker the code runs in a fresh namespace whose ``__builtins__`` hold only
+   harmless functions, types and exceptions, and whose ``__import__`` hands out fresh copies of
+   the allowed modules holding just :data:`MODULE_EXPORTS` (``fractions.sys`` is not there);
+   shared state the program could reach (the decimal context, library classes) is reset after
+   every run, so one program cannot change the next one's results;
+3. the worker's rlimits, seccomp filter and the parent's wall-clock kill (:mod:`eotd.sandbox`).
 """
 
 from __future__ import annotations

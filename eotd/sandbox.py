@@ -464,7 +464,7 @@ class _Zygote:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        """Hang up (the zygote reaps its dead workers and exits); kill it if it lingers."""
+        """Hang up (the zygote exits when its socket closes); kill it if it lingers."""
         with self._lock:
             self.conn.close()
         try:
@@ -547,7 +547,11 @@ class _Worker:
         if code is None:
             return "the sandbox worker stopped answering"
         if code < 0:
-            return f"the sandbox worker died ({signal.Signals(-code).name})"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the sandbox worker died ({name})"
         return f"the sandbox worker exited with status {code}"
 
 
