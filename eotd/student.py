@@ -81,7 +81,10 @@ class Solution:
 
     def thought(self, name: str) -> ThoughtResult:
         """The first (greedy) result of one thought."""
-        return next(t for t in self.thoughts if t.thought == name)
+        for t in self.thoughts:
+            if t.thought == name:
+                return t
+        raise KeyError(f"this solution has no {name!r} thought")
 
     def answers(self) -> dict[str, list[float | None]]:
         """Every sample's answer, by thought: what the vote counts."""

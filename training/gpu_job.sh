@@ -41,7 +41,7 @@ stage() {  # run here (CPU machine), once, before the two device calls
   (cd "$(dirname "$gguf")" && sha256sum "$GGUF_NAME") > .stage/gguf.sha256
   xz -9 -T2 -c "$gguf" > .stage/gguf.xz && split -b 45195340 .stage/gguf.xz .stage/gguf.part. && rm .stage/gguf.xz
   [ -d "$AUG_DATA" ] || python3 -m training.build_data --augment 2 --out "$AUG_DATA"
-  tar -cJf .stage/etd.tar.xz --exclude='*.jsonl' "$AUG_DATA"
+  tar -cJf .stage/etd.tar.xz --exclude='*.jsonl' --exclude='cache-*' "$AUG_DATA"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     -d .whl transformers==5.24.0 peft==0.21.2 datasets==5.2.0 gguf==0.19.0 dill==0.4.1 \
