@@ -345,10 +345,17 @@ def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_alone():
 
 
 def test_workers_exit_when_their_parent_is_killed():
+    # one worker idle (exits when its socket closes), one busy in an endless loop (its CPU
+    # limit, a little past the call's timeout, ends it: nobody is left to kill it)
     script = (
-        "import os, signal\n"
+        "import os, signal, threading, time\n"
         "from eotd import sandbox\n"
+        "from eotd.program import execute_program\n"
         "sandbox.warm_up()\n"
+        "args = (execute_program, 'while True:\\n    pass\\n')\n"
+        "call = lambda: sandbox.run_in_sandbox(*args, timeout=1.0)\n"
+        "threading.Thread(target=call).start()\n"
+        "time.sleep(0.3)\n"
         "print(*sandbox._POOL.pids(), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -358,7 +365,7 @@ def test_workers_exit_when_their_parent_is_killed():
     assert done.returncode == -signal.SIGKILL
     pids = [int(pid) for pid in done.stdout.split()]
     assert len(pids) == sandbox._POOL.size
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not all(map(dead, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(map(dead, pids))
