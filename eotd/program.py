@@ -318,8 +318,10 @@ def _to_number(value: Any, what: str) -> tuple[str, float | None, str | None]:
         return "no_answer", None, f"{what} is {type(value).__name__} {shown}, not a number"
     try:
         number = float(value)
-    except (OverflowError, ValueError, ArithmeticError):
+    except OverflowError:
         return "no_answer", None, f"{what} is too large to be a float"
+    except (ValueError, ArithmeticError):  # e.g. Decimal('sNaN')
+        number = math.nan
     if not math.isfinite(number):
         return "no_answer", None, f"{what} is {number}, not a finite number"
     return "ok", number, None
@@ -379,6 +381,8 @@ def run_program(code: str, timeout: float = 5.0) -> ProgramResult:
     """Check ``code`` statically, run it in the sandbox, and return its numeric answer."""
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, not {type(code).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
     rejected = check_program(code)
     if rejected is not None:
         return rejected

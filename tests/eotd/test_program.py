@@ -95,6 +95,7 @@ def test_allowed_modules_and_number_types(code, answer):
         ("ans = float('inf')", "not a finite number"),
         ("ans = 10 ** 400", "too large"),
         ("ans = 1 + 2j", "ans is complex"),
+        ("from decimal import Decimal\nans = Decimal('sNaN')", "not a finite number"),
         ("x = 5", "neither sets `ans` nor defines solution()"),
         ("def solution():\n    x = 1\n", "solution() is NoneType"),
     ],
@@ -254,9 +255,11 @@ def test_pathological_sources_are_rejected_without_crashing(code):
     assert result.error
 
 
-def test_non_string_input_is_a_type_error():
+def test_bad_arguments_are_refused():
     with pytest.raises(TypeError, match="code must be a str"):
         run_program(b"ans = 1")
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        run_program("ans = 1", timeout=0)
 
 
 # Hostile programs: the walls behind the static check. ----------------------------------------
