@@ -177,6 +177,7 @@ class Student:
         self.tokenizer = loaded.tokenizer
         self.settings = settings or GenerationSettings()
         self.end_ids = end_token_ids(self.tokenizer)
+        self._lock = threading.Lock()  # one generate at a time (e.g. concurrent app requests)
 
     @classmethod
     def from_pretrained(
@@ -233,7 +234,8 @@ class Student:
         # Rows that stopped on a stop string are padded afterwards: the pad token ends them too.
         ends = {*self.end_ids, self.tokenizer.pad_token_id}
         streamer = _FinishStreamer(ends, on_finish)
-        self.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
+        with self._lock:
+            self.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
 
     def generate(self, prompts: Sequence[str]) -> list[tuple[str, int, bool]]:
         """Write a continuation for each prompt: (text, new tokens, ended by an end token)."""

@@ -20,6 +20,10 @@
 #   call 2 (at once, same machine):
 #                run(command="bash training/gpu_job.sh", carry=[".stage/gguf.part.ab", ".stage/gguf.sha256", ".whl"],
 #                    timeout_s=600)
+#   Each command may run 10 minutes and the session has 15 minutes of device time, starts
+#   included: if call 2 is cut off, call 3 (at once) finishes the rest, e.g.
+#                run(command="STEPS='eval_base sample_best bench' bash training/gpu_job.sh", carry=[".whl"])
+#   (setup's results, /tmp/site and the cached base, stay on the warm machine).
 #   Then unpack: cat $files_at/adapter.tar.part-* | tar -x -C models/  and  tar -xzf results.tar.gz
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -129,8 +133,9 @@ evaluate_run() {  # evaluate_run NAME MODEL ADAPTER DATASETS [extra args]
     --output_dir "$WORK/$name" "${EVAL_ARGS[@]}" "$@"
 }
 
-train_aug() { train_run aug --epochs 2; }  # 2.35x the rows of noaug
-train_noaug() { train_run noaug --exclude_sources augment; }
+# 2 epochs with augmentation (2.35x the rows); time limits keep the whole job inside one call
+train_aug() { train_run aug --epochs 2 --time_limit_s "${AUG_LIMIT_S:-200}"; }
+train_noaug() { train_run noaug --exclude_sources augment --time_limit_s "${NOAUG_LIMIT_S:-120}"; }
 eval_aug() { evaluate_run eval_aug "$BASE" "$WORK/aug/final" gsm8k; }
 eval_noaug() { evaluate_run eval_noaug "$BASE" "$WORK/noaug/final" gsm8k; }
 choose_best() {  # the run with the higher GSM8K majority-vote accuracy

@@ -80,6 +80,7 @@ class TrainConfig:
     resume: bool = True
     device: str = "auto"  # "cpu" forces the CPU even where a GPU exists
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 suits tiny models)
+    time_limit_s: float = 0.0  # stop training (and save) after this many seconds; 0: no limit
 
 
 def encode_row(
@@ -158,17 +159,27 @@ def tokenize(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int)
 
 
 class EpochTimer(TrainerCallback):
-    """Records the wall time of each epoch (the figure the speed target is about)."""
+    """Records the wall time of each epoch (the figure the speed target is about) and stops the
+    run once ``limit`` seconds have passed (0: never)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float = 0.0) -> None:
         self.seconds: list[float] = []
-        self._start = 0.0
+        self.limit = limit
+        self.stopped_early = False
+        self._start = self._begin = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._begin = time.perf_counter()
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.seconds.append(time.perf_counter() - self._start)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.limit and time.perf_counter() - self._begin > self.limit:
+            self.stopped_early = control.should_training_stop = control.should_save = True
 
 
 def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
@@ -253,7 +264,7 @@ def train(cfg: TrainConfig) -> dict:
         remove_unused_columns=False,
     )
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, pad_to_multiple_of=8)
-    timer = EpochTimer()
+    timer = EpochTimer(cfg.time_limit_s)
     trainer = Trainer(
         model=model,
         args=args,
@@ -292,6 +303,7 @@ def train(cfg: TrainConfig) -> dict:
         "train_loss": result.training_loss,
         "train_seconds": round(train_seconds, 2),
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
+        "stopped_at_time_limit": timer.stopped_early,
         "resumed_from": last,
         "bf16": bf16,
         "device": str(loaded.device),

@@ -105,6 +105,12 @@ def test_lora_run_resumes_and_ships_an_adapter(tiny: Path, data: Path, tmp_path:
     assert len(student.generate(["Question: hi\n"])) == 1
 
 
+def test_time_limit_stops_and_saves(tiny: Path, data: Path, tmp_path: Path) -> None:
+    metrics = _train(tiny, data, tmp_path / "run", "--max_steps", "50", "--time_limit_s", "0.001")
+    assert metrics["stopped_at_time_limit"] and metrics["steps"] == 1
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+
+
 def test_missing_data_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no training data"):
         _train(tiny, tmp_path / "nowhere", tmp_path / "run")
