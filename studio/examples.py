@@ -34,18 +34,16 @@ class EvalSets:
         """The first few questions of each set, for the example list."""
         return [p.question for rows in self.by_set.values() for p in rows[:per_set]]
 
-    def sample(self, name: str, n: int, seed: int = 0) -> list[ProblemRef]:
-        """``n`` problems of one set, drawn with a fixed seed."""
+    def sample(self, name: str, n: int, seed: int | None = None) -> list[ProblemRef]:
+        """``n`` problems of one set, drawn at random (repeatably with a ``seed``)."""
         if name not in self.by_set:
             raise ValueError(f"no evaluation set {name!r}; choose one of {', '.join(self.names)}")
         rows = self.by_set[name]
         return random.Random(seed).sample(rows, min(n, len(rows)))
 
-    def random_question(self, rng: random.Random | None = None) -> str:
+    def random_question(self) -> str:
         """One question from any set."""
-        rng = rng or random.Random()
-        rows = self.by_set[rng.choice(self.names)]
-        return rng.choice(rows).question
+        return random.choice(self.by_set[random.choice(self.names)]).question
 
 
 def _ref(row: dict) -> ProblemRef:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from db import APPROVED, REJECTED, Correction, ModelVersion, Review, Store
 from db.connection import data_dir
+from db.models import STATUSES
 from eotd.prompts import THOUGHTS
 from studio import active, queries
 from studio.examples import EvalSets
@@ -265,10 +266,14 @@ class Studio:
         )
 
     def daily_frame(self) -> pd.DataFrame:
-        rows = queries.corrections_per_day(self.store)
-        frame = pd.DataFrame(rows, columns=["day", "status", "count"])
-        frame["day"] = frame["day"].astype(str)
-        return frame
+        """Corrections made per day and status (every status, zeros included, so that a chart's
+        colours stay put as the numbers change)."""
+        counts = {
+            (str(day), status): n for day, status, n in queries.corrections_per_day(self.store)
+        }
+        days = sorted({day for day, _ in counts})
+        rows = [(day, s, counts.get((day, s), 0)) for day in days for s in STATUSES]
+        return pd.DataFrame(rows, columns=["day", "status", "count"])
 
     def accuracy_frame(self) -> pd.DataFrame:
         """Accuracy (%) per thought and vote of every model version with evaluation metrics,

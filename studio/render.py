@@ -84,7 +84,8 @@ def _equations(view: ThoughtView) -> str:
 def _error(view: ThoughtView) -> str:
     if view.ok or not view.error:
         return ""
-    where = f" (line {view.line})" if view.line else ""
+    said = view.line and f"line {view.line}" in view.error
+    where = f" (line {view.line})" if view.line and not said else ""
     return (
         f'<p class="wrong">{escape(view.status.replace("_", " "))}{where}: {escape(view.error)}</p>'
     )

@@ -33,7 +33,8 @@ pytestmark = [
         reason="Debian's chromium is not installed (CI installs it and never skips)",
     ),
 ]
-WAIT = 60_000  # ms; the first solve waits for the tiny model and the sandbox to warm up
+# ms; the first solve waits for the model and the sandbox to warm up (the real one is slower)
+WAIT = 600_000 if os.environ.get("EOTD_APP_TEST_MODEL") else 60_000
 
 
 @pytest.fixture
