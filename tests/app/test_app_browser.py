@@ -107,6 +107,7 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     box(page, "reviewer").fill("rev")
     page.wait_for_selector("#review-card:has-text('(1 of 2)')")
     assert "+ discount = 25" in page.inner_text("#review-card")  # the diff
+    page.screenshot(path=shots / "review.png", full_page=True)
     press(page, "j")
     page.wait_for_selector("#review-card:has-text('(2 of 2)')")
     press(page, "k")
@@ -128,7 +129,8 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     assert [(r["thought"], r["target"], r["reviewer"]) for r in rows] == [
         ("eot", SVAMP_1_EOT, "rev")
     ]
-    page.screenshot(path=shots / "review.png", full_page=True)
+    page.wait_for_timeout(1000)  # let the charts redraw
+    page.screenshot(path=shots / "review_export_statistics.png", full_page=True)
 
     tab(page, "Active learning")
     page.click("#rank-btn")
@@ -151,7 +153,15 @@ def test_question_markup_is_shown_as_text_not_run(page) -> None:
     tab(page, "Correct")
     page.wait_for_selector("#summary:has-text('3 apples?')")
     assert '<img src=x onerror="window.hacked=1">' in page.inner_text("#summary")
-    assert page.locator("#summary img, #summary script").count() == 0
+    box(page, "edit-cot").fill("3 apples <script>window.hacked=3</script>. The answer is 3.")
+    box(page, "annotator").fill('<img src=y onerror="window.hacked=4">')
+    page.click("#save-cot")
+    page.wait_for_selector("#msg-cot:has-text('Saved correction')")
+    tab(page, "Review & data")
+    page.wait_for_selector("#review-card:has-text('window.hacked=3')")
+    assert "onerror" in page.inner_text("#queue") and "onerror" in page.inner_text("#review-card")
+    for where in ("#summary", "#queue", "#review-card"):
+        assert page.locator(f"{where} img, {where} script").count() == 0
     assert page.evaluate("window.hacked") is None
 
 
