@@ -48,7 +48,7 @@ class BenchConfig:
     n: int = 20
     variants: list[str] = field(default_factory=lambda: ["batched", "sequential"])
     max_new_tokens: int = 256
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    threads: int = 0  # torch CPU threads; 0: $EOTD_THREADS or torch's default
     json_out: str = ""  # also write the results here
 
 
@@ -56,7 +56,7 @@ def _student(cfg: BenchConfig, variant: str) -> Student:
     adapter = None if cfg.adapter == "none" else cfg.adapter
     loaded = load_model(
         cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
-        merge=variant != "unmerged",
+        merge=variant != "unmerged", threads=cfg.threads,
     )  # fmt: skip
     model = loaded.model
     if variant == "int8":
@@ -96,8 +96,6 @@ def bench(cfg: BenchConfig) -> list[dict]:
     unknown = set(cfg.variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     questions = [p["question"] for p in load_problems("gsm8k", "test").select(range(cfg.n + 1))]
     results = []
     for variant in cfg.variants:

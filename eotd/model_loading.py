@@ -177,13 +177,16 @@ def load_model(
     dtype: str | torch.dtype | None = "auto",
     merge: bool = True,
     trainable: bool = False,
+    threads: int | None = None,
 ) -> LoadedModel:
     """Load a base model and an optional PEFT adapter, ready on ``device``.
 
     ``base``: None/"default" (SmolLM2-135M-Instruct), a local folder, a ``.gguf`` file or a hub id.
     ``adapter``: "default" (the one shipped in ``models/``, applied to the default base only), None
     or "none" (no adapter), or a folder/hub id. ``merge`` folds the adapter into the weights (faster
-    inference); ``trainable`` keeps it a separate, trainable PEFT model instead.
+    inference); ``trainable`` keeps it a separate, trainable PEFT model instead. ``threads``
+    (default: ``$EOTD_THREADS`` if set) sets torch's CPU threads: on a busy shared CPU one thread
+    decodes several times faster than two that wait for each other.
     """
     is_default_base = base in (None, "", DEFAULT_BASE)
     source = resolve_base(base)
@@ -193,6 +196,9 @@ def load_model(
         source = str(plain_copy_of_gguf(Path(source)))
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
+    threads = threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
+    if threads > 0 and target_device.type == "cpu":
+        torch.set_num_threads(threads)
     config = AutoConfig.from_pretrained(source)
     model = _model_class(config).from_pretrained(source, dtype=target_dtype)
     tokenizer = AutoTokenizer.from_pretrained(source)

@@ -54,6 +54,7 @@ class EvalConfig:
     top_p: float = 0.95
     device: str = "auto"
     dtype: str = "auto"
+    threads: int = 0  # torch CPU threads; 0: $EOTD_THREADS or torch's default
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
 
@@ -171,7 +172,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         top_p=cfg.top_p,
     )
     adapter = None if cfg.adapter == "none" else cfg.adapter
-    student = Student(load_model(cfg.model, adapter, device=cfg.device, dtype=cfg.dtype), settings)
+    loaded = load_model(cfg.model, adapter, device=cfg.device, dtype=cfg.dtype, threads=cfg.threads)
+    student = Student(loaded, settings)
     device = student.loaded.device
     batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
     label = cfg.label or student.loaded.base + (
