@@ -27,7 +27,7 @@ class AppConfig:
     host: str = ""  # "" = Gradio's default (GRADIO_SERVER_NAME, else 127.0.0.1)
     port: int = 0  # 0 = Gradio's default (GRADIO_SERVER_PORT, else 7860)
     max_new_tokens: int = 256  # per thought
-    model_concurrency: int = 1  # model runs at once (more only helps on a GPU)
+    max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
     preload: bool = True  # load the model before serving, not on the first request
 
 
@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> None:
         base=cfg.model or None,
         adapter=None if cfg.adapter == "none" else cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,
+        max_batch=cfg.max_batch,
     )
     if cfg.preload:
         info = studio.model_info()
         print(f"serving {info.name} (base {info.base}, adapter {info.adapter})", file=sys.stderr)
-    demo = build_app(studio, cfg.model_concurrency)
+    demo = build_app(studio)
     launch(demo, server_name=cfg.host or None, server_port=cfg.port or None)
 
 

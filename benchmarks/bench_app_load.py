@@ -1,7 +1,7 @@
 """Load check: many gradio_client clients solving at once against a launched app.
 
     python -m benchmarks.bench_app_load [--clients 20] [--model tiny|default|PATH]
-        [--max_new_tokens 64] [--model_concurrency 1]
+        [--max_new_tokens 64] [--max_batch 16]
 
 Launches the app on 127.0.0.1 over a fresh SQLite store (a tiny random student by default, which
 writes junk fast; ``--model default`` serves the real SmolLM2 student), starts every client at
@@ -43,7 +43,7 @@ class LoadConfig:
     clients: int = 20
     model: str = "tiny"  # "tiny" (random, built here), "default" (SmolLM2 student) or a folder
     max_new_tokens: int = 64
-    model_concurrency: int = 1
+    max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
 
 
 def _student(cfg: LoadConfig, folder: Path):
@@ -72,8 +72,8 @@ def run(cfg: LoadConfig) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="eotd-load-"))
     eval_sets = EvalSets()
     store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
-    studio = Studio(store, _student(cfg, folder), eval_sets=eval_sets)
-    demo = build_app(studio, cfg.model_concurrency)
+    studio = Studio(store, _student(cfg, folder), eval_sets=eval_sets, max_batch=cfg.max_batch)
+    demo = build_app(studio)
     url = launch_local(demo)
     questions = [p.question for p in eval_sets.sample("svamp", cfg.clients, seed=1)]
     try:
@@ -98,6 +98,7 @@ def run(cfg: LoadConfig) -> dict:
         "p50_s": statistics.median(latencies),
         "p90_s": latencies[max(0, round(0.9 * len(latencies)) - 1)],
         "max_s": latencies[-1],
+        "batches": studio.batcher.batch_sizes[1:],  # after the warm-up solve
     }
 
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     r = run(cfg)
     print(
         f"{r['clients']} clients, model {cfg.model}, max_new_tokens {cfg.max_new_tokens}, "
-        f"model concurrency {cfg.model_concurrency}"
+        f"max batch {cfg.max_batch}"
     )
     print(
         f"answered {r['answered']}/{r['clients']}, distinct problems {r['distinct_problems']}, "
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         f"latency p50 {r['p50_s']:.2f} s, p90 {r['p90_s']:.2f} s, max {r['max_s']:.2f} s; "
         f"all done in {r['wall_s']:.2f} s ({r['clients'] / r['wall_s']:.2f} solves/s)"
     )
+    print(f"questions per model run: {r['batches']}")
     lost = r["answered"] < r["clients"] or r["generations_stored"] < r["expected_generations"]
     if lost:
         print("LOST REQUESTS", file=sys.stderr)

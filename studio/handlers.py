@@ -23,6 +23,7 @@ from db.connection import data_dir
 from db.models import STATUSES
 from eotd.prompts import THOUGHTS
 from studio import active, queries
+from studio.batching import Batcher
 from studio.examples import EvalSets
 from studio.solving import (
     InputError,
@@ -75,6 +76,7 @@ class Studio:
 
     ``student`` may be given ready-made (tests pass a tiny model); otherwise it is loaded on
     first use (see :meth:`student`) with :meth:`eotd.student.Student.from_pretrained`.
+    Concurrent solves share batched generate calls of up to ``max_batch`` questions.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Studio:
         eval_sets: EvalSets | None = None,
         export_dir: str | Path | None = None,
         timeout: float = 5.0,
+        max_batch: int = 16,
     ) -> None:
         self.store = store
         self.eval_sets = eval_sets or EvalSets()
@@ -101,6 +104,7 @@ class Studio:
             loaded = student.loaded
             self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
         self._lock = threading.Lock()
+        self.batcher = Batcher(write_thoughts, write_batch, max_batch)
 
     # ------------------------------------------------------------------------------ model
 
@@ -161,7 +165,7 @@ class Studio:
             model_name=info.name,
         )
         yield state
-        thoughts = write_thoughts(student, problem.question)
+        thoughts = self.batcher.thoughts(student, problem.question)
         yield from stream_solve(thoughts, self.store, state, self.timeout)
 
     def check(self, thought: str, text: str | None) -> ThoughtView:

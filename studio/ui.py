@@ -28,7 +28,8 @@ STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef44
                  "withdrawn": "#6b7280"}  # fmt: skip
 QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
 USER_ERRORS = (InputError, StoreError, ValueError, LookupError)
-MODEL = "student"  # concurrency group of everything that runs the model
+MODEL = "student"  # concurrency group of ranking and model switches (one at a time)
+SOLVES = 32  # solves let in at once; the batcher serializes and batches their model work
 ENGINE_CONCURRENCY = 4  # live re-solves at once (each is a short sandboxed engine call)
 
 KEYS_JS = """
@@ -118,8 +119,8 @@ def _queue_frame(corrections: list) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=QUEUE_COLUMNS)
 
 
-def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
-    """The whole app over ``studio``; ``model_concurrency`` caps simultaneous model runs."""
+def build_app(studio: Studio) -> gr.Blocks:
+    """The whole app over ``studio``."""
     with gr.Blocks(title="EoTD Studio") as demo:
         gr.Markdown(
             "# EoTD Studio\nA small student answers math word problems three ways: a chain of "
@@ -134,9 +135,9 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
             with gr.Tab("Review & data", id="review") as review_tab:
                 _review_tab(studio, review_tab)
             with gr.Tab("Active learning", id="active"):
-                _active_tab(studio, tabs, solve_state, correct_outputs, model_concurrency)
+                _active_tab(studio, tabs, solve_state, correct_outputs)
             with gr.Tab("Model", id="model") as model_tab:
-                _model_tab(studio, [model_tab.select, demo.load], model_concurrency)
+                _model_tab(studio, [model_tab.select, demo.load])
 
         @user_errors
         def on_solve(text: str) -> Iterator[list]:
@@ -148,11 +149,11 @@ def build_app(studio: Studio, model_concurrency: int = 1) -> gr.Blocks:
             on_solve,
             inputs=question,
             outputs=[*solve_outputs, solve_state, *correct_outputs],
-            concurrency_limit=model_concurrency,
-            concurrency_id=MODEL,
+            concurrency_limit=SOLVES,
+            concurrency_id="solve",
             api_visibility="private",
         )
-        _api(studio, model_concurrency)
+        _api(studio)
     return demo
 
 
@@ -391,7 +392,6 @@ def _active_tab(
     tabs: gr.Tabs,
     solve_state: gr.State,
     correct_outputs: list,
-    model_concurrency: int,
 ) -> None:
     """Rank a pool by the student's uncertainty; one key opens the next problem in Correct."""
     ranked_state = gr.State([])
@@ -432,7 +432,7 @@ def _active_tab(
         on_rank,
         [pool, pool_size, upload],
         [ranked_state, rank_table, rank_msg],
-        concurrency_limit=model_concurrency,
+        concurrency_limit=1,
         concurrency_id=MODEL,
         api_visibility="private",
     )
@@ -454,7 +454,7 @@ def _active_tab(
     )
 
 
-def _model_tab(studio: Studio, shown: list, model_concurrency: int) -> None:
+def _model_tab(studio: Studio, shown: list) -> None:
     """The served model and its metrics; switch to or promote a registered version."""
     model_html = gr.HTML(elem_id="model-info")
     with gr.Row():
@@ -481,7 +481,7 @@ def _model_tab(studio: Studio, shown: list, model_concurrency: int) -> None:
         user_errors(on_switch),
         versions,
         [model_html, model_msg],
-        concurrency_limit=model_concurrency,
+        concurrency_limit=1,
         concurrency_id=MODEL,
         api_visibility="private",
     )
@@ -554,7 +554,7 @@ def _model_html(studio: Studio) -> str:
     return render.metrics_html(info.name, details, accuracy)
 
 
-def _api(studio: Studio, model_concurrency: int) -> None:
+def _api(studio: Studio) -> None:
     """The named API endpoints (JSON in, JSON out; the export is a file)."""
 
     @user_errors
@@ -613,7 +613,7 @@ def _api(studio: Studio, model_concurrency: int) -> None:
 
     for fn in (solve, check_equations, save_correction, review_correction, export_corrections):
         limit: dict[str, Any] = (
-            {"concurrency_id": MODEL, "concurrency_limit": model_concurrency} if fn is solve else {}
+            {"concurrency_id": "solve", "concurrency_limit": SOLVES} if fn is solve else {}
         )
         gr.api(fn, api_name=fn.__name__, **limit)
 

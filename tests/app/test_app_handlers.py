@@ -3,6 +3,8 @@ versions, review queue filters and statistics."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -228,3 +230,26 @@ def test_accept_as_is_saves_the_thought_unchanged_and_edits_must_change_it(studi
     with pytest.raises(StoreError, match="does not solve"):
         studio.correct(state, "cot", "", "ann", accept=True)
     assert studio.store.stats().corrections == 1
+
+
+@pytest.mark.parametrize("max_batch", [2, 16])
+def test_concurrent_solves_share_batches_and_each_gets_its_own_thoughts(
+    max_batch: int, tmp_path: Path, tiny_student, eval_sets
+) -> None:
+    studio = make_studio(tmp_path, tiny_student, eval_sets, max_batch=max_batch)
+    questions = [p.question for p in studio.eval_sets.sample("multiarith", 6, seed=3)]
+    start = threading.Barrier(len(questions))
+
+    def solve(question: str) -> SolveState:
+        start.wait()
+        return list(studio.solve(question))[-1]
+
+    with ThreadPoolExecutor(len(questions)) as pool:
+        finals = list(pool.map(solve, questions))
+    sizes = studio.batcher.batch_sizes
+    assert sum(sizes) == len(questions) and 1 < max(sizes) <= max_batch  # some shared one
+    for question, final in zip(questions, finals, strict=True):
+        assert final.problem.question == question and final.done
+        assert sorted(final.thoughts) == ["cot", "eot", "pot"]
+    generation_ids = {v.generation_id for f in finals for v in f.thoughts.values()}
+    assert len(generation_ids) == 3 * len(questions)
