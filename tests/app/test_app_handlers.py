@@ -135,6 +135,16 @@ def test_ranking_a_pool_solves_in_one_batch_and_records_every_thought(studio: St
     assert studio.store.stats().generations == 9
 
 
+def test_an_uploaded_pool_is_ranked_with_its_gold_answers(studio: Studio, tmp_path: Path) -> None:
+    pool = tmp_path / "pool.csv"
+    pool.write_text("question,answer\nI had 5 pens and lost 2. How many now?,3\nWhat is 4 x 4?,\n")
+    ranked = studio.rank("upload", 8, upload=str(pool))
+    assert sorted((r.state.problem.question, r.state.problem.gold) for r in ranked) == [
+        ("I had 5 pens and lost 2. How many now?", 3.0), ("What is 4 x 4?", None),
+    ]  # fmt: skip
+    assert {r.state.problem.source for r in ranked} == {"upload"}
+
+
 def test_model_versions_switch_promote_and_load_at_start(
     studio: Studio, tiny_model_dir: Path, tmp_path: Path, eval_sets
 ) -> None:
