@@ -176,9 +176,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     student = Student(loaded, settings)
     device = student.loaded.device
     batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
-    label = cfg.label or student.loaded.base + (
-        f" + {student.loaded.adapter}" if student.loaded.adapter else ""
-    )
+    base = "SmolLM2-135M-Instruct" if cfg.model == "default" else cfg.model
+    adapter_name = student.loaded.adapter
+    label = cfg.label or base + (f" + {adapter_name}" if adapter_name else " (no adapter)")
     results: dict[str, dict] = {}
     for name, problems in sets.items():
         total = len(problems) * len(THOUGHTS) * settings.num_samples
