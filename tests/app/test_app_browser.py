@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SVAMP_1_EOT, Served
+from playwright.sync_api import expect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -137,8 +138,10 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     page.wait_for_selector("#rank-msg:has-text('Ranked 8 problems')")
     page.screenshot(path=shots / "active_learning.png", full_page=True)
     press(page, "n")
-    page.wait_for_selector("#summary:has-text('student answered')")
-    assert box(page, "edit-eot").is_visible()  # one key took us to Correct
+    page.wait_for_selector("#rank-msg:has-text('Correcting problem #')", state="attached")
+    problem = page.text_content("#rank-msg").split("#")[1].strip().rstrip(".")
+    page.wait_for_selector(f"#summary:has-text('Problem #{problem} ')")
+    expect(box(page, "edit-eot")).to_be_visible()  # one key took us to Correct
 
     tab(page, "Model")
     page.wait_for_selector("#model-info:has-text('base')")
