@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from db import Store
+from db.backup import open_store_with_backups
 from studio.handlers import Studio
 from studio.ui import build_app, launch
 from training.config import load_config
@@ -33,8 +33,9 @@ class AppConfig:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(AppConfig, argv)
+    store, _backups = open_store_with_backups(cfg.db_url or None)  # backups: see db/README.md
     studio = Studio(
-        Store(cfg.db_url or None),
+        store,
         base=cfg.model or None,
         adapter=None if cfg.adapter == "none" else cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from db.connection import sqlite_path
+from db.connection import default_url, sqlite_path
 from db.export import write_export
 from db.models import utcnow
 from db.store import Store
@@ -229,3 +229,16 @@ def scheduler_from_env(store: Store) -> BackupScheduler | None:
         return None
     interval = float(os.environ.get("EOTD_BACKUP_INTERVAL", "3600"))
     return BackupScheduler(store, target, interval).start()
+
+
+def open_store_with_backups(url: str | None = None) -> tuple[Store, BackupScheduler | None]:
+    """Open the store the way the app does on a host with a wiped disk: when a backup target is
+    configured and the SQLite file is missing, restore the latest backup first; then start the
+    scheduled backups. Without a target this is just ``Store(url)``."""
+    url = url or default_url()
+    db_file = sqlite_path(url)
+    target = target_from_env()
+    if target is not None and db_file is not None and restore_latest(target, db_file):
+        log.info("restored the store from the latest backup into %s", db_file)
+    store = Store(url)
+    return store, scheduler_from_env(store)

@@ -17,6 +17,7 @@ from db.backup import (
     HfDatasetRepo,
     LocalFolder,
     backup,
+    open_store_with_backups,
     restore_latest,
     target_from_env,
 )
@@ -101,3 +102,23 @@ def test_target_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("EOTD_BACKUP_REPO", "someone/eotd-backup")
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     assert target_from_env() == HfDatasetRepo("someone/eotd-backup", token="hf_test")
+
+
+def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
+    store: Store, problem_id: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    backup(store, LocalFolder(tmp_path / "backups"))
+    monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setenv("EOTD_BACKUP_INTERVAL", "3600")
+    wiped = tmp_path / "fresh-disk" / "eotd.sqlite3"  # a restarted Space: no database file
+    restored, scheduler = open_store_with_backups(sqlite_url(wiped))
+    try:
+        assert restored.get_problem(problem_id).question == store.get_problem(problem_id).question
+        assert scheduler is not None
+    finally:
+        scheduler.stop(final_backup=False)
+        restored.close()
+    monkeypatch.delenv("EOTD_BACKUP_DIR")
+    plain, none = open_store_with_backups(sqlite_url(tmp_path / "other.sqlite3"))
+    assert none is None and plain.stats().problems == 0
+    plain.close()
