@@ -57,14 +57,9 @@ def _student(cfg: BenchConfig, variant: str) -> Student:
     loaded = load_model(
         cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
         merge=variant != "unmerged", threads=cfg.threads,
+        quantize="int8" if variant == "int8" else None,
     )  # fmt: skip
     model = loaded.model
-    if variant == "int8":
-        if loaded.device.type != "cpu":
-            raise ValueError("the int8 variant (dynamic quantization) runs on the CPU only")
-        from torch.ao.quantization import quantize_dynamic
-
-        loaded.model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     if variant == "no_kv_cache":
         model.generation_config.use_cache = False
     if variant in ("static_cache", "compile"):

@@ -65,6 +65,15 @@ def test_tokenizer_pads_left_and_stops_at_im_end(tiny: Path) -> None:
     assert batch[0][0] == 0 and batch[0][-1] == 1
 
 
+def test_int8_quantizes_linear_layers_and_still_generates(tiny: Path) -> None:
+    loaded = load_model(str(tiny), adapter=None, device="cpu", quantize="int8")
+    layer = loaded.model.model.layers[0].mlp.down_proj
+    assert "quantized" in type(layer).__module__
+    assert _logits(loaded.model).shape[-1] == loaded.model.config.vocab_size
+    with pytest.raises(ValueError, match="only one is int8"):
+        load_model(str(tiny), adapter=None, device="cpu", quantize="int4")
+
+
 def test_base_resolution_and_dtypes() -> None:
     gguf = find_wheel_gguf()
     assert resolve_base(None) == (str(gguf) if gguf else DEFAULT_HUB_ID)
