@@ -17,13 +17,18 @@ def assert_all_reach(conversion, gold):
         assert result.ok, f"{thought} failed ({result.reason}, got {result.answer}):\n{target}"
 
 
+NATALIA = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. How many clips did Natalia sell altogether in April and May?",
+    "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+    72,
+)
+
+
 def test_natalia_eot_names_steps_and_reuses_them():
     conv = convert(
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-        "in May. How many clips did Natalia sell altogether in April and May?",
-        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
-        "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
-        72,
+        *NATALIA,
     )
     assert conv.eot == (
         "% Natalia sold 48/2 = 24 clips in May.\n"
@@ -167,11 +172,7 @@ def test_gsm8k_gold_annotations_as_eot_and_pot_solve_to_gold_on_a_sample():
 
 def test_short_comments_keep_the_words_and_drop_the_arithmetic():
     conv = convert(
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-        "in May. How many clips did Natalia sell altogether in April and May?",
-        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
-        "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
-        72,
+        *NATALIA,
         comments="short",
     )
     assert conv.eot.splitlines()[0::2] == [
