@@ -20,7 +20,7 @@ from db.migrate import upgrade
 from db.store import Store
 from eotd import same_answer
 from eotd.model_loading import load_model
-from eotd.student import GenerationSettings, Student
+from eotd.student import GenerationSettings, Student, ThoughtResult
 from training.config import load_config
 from training.datasets import load_problems
 from training.retrain import RetrainConfig, Round, adapter_to_continue, report_markdown, retrain
@@ -39,9 +39,11 @@ class CorrectionRoundConfig(RetrainConfig):
     seed: int = 0
 
 
-def wrong_eot_problems(cfg: CorrectionRoundConfig, student: Student) -> list[tuple[dict, object]]:
-    """Up to ``n`` (problem, student's EoT result) pairs where the EoT misses the gold answer and
-    the gold rationale converts to an EoT."""
+def wrong_eot_problems(
+    cfg: CorrectionRoundConfig, student: Student
+) -> list[tuple[dict, ThoughtResult, str]]:
+    """Up to ``n`` (problem, student's EoT, gold EoT) triples: the student's EoT misses the gold
+    answer and the gold rationale converts to an EoT."""
     pool = load_problems("gsm8k", "train").shuffle(seed=cfg.seed)
     pool = list(pool.select(range(min(cfg.candidates, len(pool)))))
     solutions = student.solve_batch([p["question"] for p in pool])
@@ -60,7 +62,7 @@ def wrong_eot_problems(cfg: CorrectionRoundConfig, student: Student) -> list[tup
     return found
 
 
-def correct_in_store(store: Store, wrong: list) -> list[int]:
+def correct_in_store(store: Store, wrong: list[tuple[dict, ThoughtResult, str]]) -> list[int]:
     """Record each wrong EoT, correct it with the gold EoT and approve it; the correction ids."""
     ids = []
     for problem, eot, target in wrong:

@@ -26,12 +26,10 @@ from db.export import read_export
 from db.store import Store
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student
+from training.build_data import COLUMNS
 from training.config import load_config, save_config
 from training.evaluate import score, set_name, test_problems
 from training.train import TrainConfig, train
-
-#: Columns of a training row (what ``training.build_data`` writes and ``training.train`` reads).
-ROW_COLUMNS = ("id", "question", "thought", "target", "answer", "source", "origin_id")
 
 
 @dataclass
@@ -86,22 +84,18 @@ def training_mix(corrections: list[dict], base_data: str, upweight: int) -> Data
     """The base ETD data plus the corrections, each repeated ``upweight`` times."""
     if upweight < 1:
         raise ValueError("upweight must be at least 1")
-    rows = [{k: _plain(row[k]) for k in ROW_COLUMNS} for row in corrections]
+    rows = [{k: row[k] for k in COLUMNS} for row in corrections]
     extra = Dataset.from_list(rows * upweight)
     if not base_data:
         return DatasetDict(train=extra)
     base = load_from_disk(base_data)
     if not isinstance(base, DatasetDict):
         base = DatasetDict(train=base)
-    columns = list(ROW_COLUMNS)
+    columns = list(COLUMNS)
     mix = DatasetDict(train=concatenate_datasets([base["train"].select_columns(columns), extra]))
     if "validation" in base:
         mix["validation"] = base["validation"].select_columns(columns)
     return mix
-
-
-def _plain(value: object) -> object:
-    return str(value) if value is not None and not isinstance(value, str | float | int) else value
 
 
 def measure(student: Student, sets: dict[str, list[dict]]) -> dict[str, dict]:
