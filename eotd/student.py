@@ -60,6 +60,8 @@ class ThoughtResult:
     sample: int = 0
     new_tokens: int = 0
     finished: bool = True  # False when the thought ran into max_new_tokens
+    values: dict[str, float] = field(default_factory=dict)  # EoT: the solved variables
+    stdout: str = ""  # PoT: what the program printed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,14 +107,19 @@ def execute(thought: str, text: str, timeout: float = 5.0) -> ThoughtResult:
     """Turn a written thought into an answer with the engine."""
     if thought == "cot":
         answer = extract_answer(text)
-        status = "answered" if answer is not None else "no_answer"
-        return ThoughtResult(thought, text, answer, status)
+        if answer is None:
+            return ThoughtResult(
+                thought, text, None, "no_answer", 'no final answer; end with "The answer is N."'
+            )
+        return ThoughtResult(thought, text, answer, "answered")
     if thought == "pot":
         p = run_program(text, timeout=timeout)
-        return ThoughtResult(thought, text, p.answer, p.status, p.error)
+        return ThoughtResult(thought, text, p.answer, p.status, p.error, stdout=p.stdout)
     if thought == "eot":
         r = solve_equations(text, timeout=timeout)
-        return ThoughtResult(thought, text, r.answer, r.status, r.error, r.line)
+        return ThoughtResult(
+            thought, text, r.answer, r.status, r.error, r.line, values=dict(r.values)
+        )
     raise ValueError(f"unknown thought {thought!r}")
 
 

@@ -23,9 +23,9 @@ from studio.solving import (
     SolveState,
     check_question,
     decide,
-    examine,
     record,
     store_problem,
+    view_of,
 )
 
 MAX_POOL = 1000
@@ -84,7 +84,6 @@ def rank(
     store: Store,
     problems: Sequence[ProblemRef],
     model_version_id: int | None = None,
-    timeout: float = 5.0,
 ) -> list[Ranked]:
     """Answer ``problems`` in one batch, record every thought, and sort most-unsure first."""
     if not problems:
@@ -97,9 +96,7 @@ def rank(
         )
         for result in solution.thoughts:
             if result.sample == 0:
-                view = examine(result.thought, result.text, timeout)
-                view.finished = result.finished
-                record(store, state, view)
+                record(store, state, view_of(result))
         state.verdict = decide([state.thoughts[t] for t in THOUGHTS], problem.gold)
         ranked.append(Ranked(state, *uncertainty(state)))
     ranked.sort(key=lambda r: -r.score)

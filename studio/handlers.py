@@ -166,7 +166,7 @@ class Studio:
         )
         yield state
         thoughts = self.batcher.thoughts(student, problem.question)
-        yield from stream_solve(thoughts, self.store, state, self.timeout)
+        yield from stream_solve(thoughts, self.store, state)
 
     def check(self, thought: str, text: str | None) -> ThoughtView:
         """Run the engine on a (corrected) thought: values and answer, or the error and line."""
@@ -306,7 +306,6 @@ class Studio:
             self.store,
             problems,
             version_id,
-            self.timeout,
         )
 
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from db import Store
-from eotd import extract_answer, run_program, same_answer, solve_equations, vote
+from eotd import same_answer, vote
 from eotd.prompts import THOUGHTS
+from eotd.student import ThoughtResult, execute
 
 MAX_QUESTION_CHARS = 2000
 _NUMBER = re.compile(
@@ -65,22 +66,17 @@ class ThoughtView:
         return {**asdict(self), "ok": self.ok}
 
 
+def view_of(result: ThoughtResult) -> ThoughtView:
+    """The view of a thought the engine has already executed (by the student or by `examine`)."""
+    return ThoughtView(
+        result.thought, result.text, result.status, result.answer, result.error, result.line,
+        dict(result.values), result.stdout, result.finished,
+    )  # fmt: skip
+
+
 def examine(thought: str, text: str, timeout: float = 5.0) -> ThoughtView:
-    """Run the engine on one thought's text and keep everything worth showing."""
-    if thought == "eot":
-        r = solve_equations(text, timeout=timeout)
-        return ThoughtView(thought, text, r.status, r.answer, r.error, r.line, dict(r.values))
-    if thought == "pot":
-        p = run_program(text, timeout=timeout)
-        return ThoughtView(thought, text, p.status, p.answer, p.error, stdout=p.stdout)
-    if thought == "cot":
-        answer = extract_answer(text)
-        if answer is None:
-            return ThoughtView(
-                thought, text, "no_answer", None, 'no final answer; end with "The answer is N."'
-            )
-        return ThoughtView(thought, text, "answered", answer)
-    raise ValueError(f"unknown thought {thought!r}; use one of {', '.join(THOUGHTS)}")
+    """Run the engine on an edited thought's text and keep what is worth showing."""
+    return view_of(execute(thought, text, timeout))
 
 
 @dataclass
@@ -163,15 +159,11 @@ def record(store: Store, state: SolveState, view: ThoughtView) -> ThoughtView:
     return view
 
 
-def stream_solve(
-    results: Iterator, store: Store, state: SolveState, timeout: float = 5.0
-) -> Iterator[SolveState]:
+def stream_solve(results: Iterator, store: Store, state: SolveState) -> Iterator[SolveState]:
     """Turn the student's per-thought results into recorded views, yielding ``state`` after each,
     then once more with the vote."""
     for result in results:
-        view = examine(result.thought, result.text, timeout)
-        view.finished = result.finished
-        record(store, state, view)
+        record(store, state, view_of(result))
         yield state
     ordered = [state.thoughts[t] for t in THOUGHTS if t in state.thoughts]
     state.verdict = decide(ordered, state.problem.gold)
