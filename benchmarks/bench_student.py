@@ -49,7 +49,7 @@ class BenchConfig:
     variants: list[str] = field(default_factory=lambda: ["batched", "sequential"])
     max_new_tokens: int = 256
     threads: int = 0  # torch CPU threads; 0: $EOTD_THREADS or torch's default
-    json_out: str = ""  # also write the results here
+    json_out: str = ""  # also write the results here (rewritten after each variant)
 
 
 def _student(cfg: BenchConfig, variant: str) -> Student:
@@ -121,16 +121,15 @@ def bench(cfg: BenchConfig) -> list[dict]:
         }
         results.append(result)
         print(json.dumps(result), flush=True)
+        if cfg.json_out:  # after each variant, so a run cut short keeps what it measured
+            with open(cfg.json_out, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=2)
         del student
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = load_config(BenchConfig, argv)
-    results = bench(cfg)
-    if cfg.json_out:
-        with open(cfg.json_out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    bench(load_config(BenchConfig, argv))
 
 
 if __name__ == "__main__":

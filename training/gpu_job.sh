@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The one GPU job of issue 4: on one H100/H200, train the ETD student (LoRA, rule teacher) with and
-# without augmentation, evaluate both on GSM8K, the better one on SVAMP/ASDiv/MultiArith and with
-# self-consistency sampling, the untrained base on all four sets, time one-question answers, and
-# leave metrics, tables and the adapter in $OUT. Steps run in order; each one's outcome goes to
-# $OUT/steps.tsv and results are packed after every step, so a run cut short still returns them.
+# The one GPU job of issues 4 and 6, on one H100/H200. In phases, the runs of a phase sharing the
+# GPU (a 135M model leaves it mostly idle, so runs side by side cost little):
+#   1. train the ETD student (LoRA, rule teacher) with and without augmentation, each for the same
+#      time budget with its lr schedule fitted to that time; meanwhile evaluate the untrained base
+#      on all four sets;
+#   2. evaluate both students on GSM8K test (greedy) and keep the better one (majority vote);
+#   3. alone on the GPU: time one-question answers of the kept student (bench);
+#   4. the kept student on SVAMP/ASDiv/MultiArith, with self-consistency sampling on GSM8K, and one
+#      correction round (issue 6: 50 wrong EoTs corrected from gold, retrain, before/after).
+# Each step's outcome goes to steps.tsv and its output to log.txt.
 #
-#   STEPS="train_aug eval_aug" training/gpu_job.sh     # a subset (default: all, see STEPS below)
-#   EOTD_TINY=1 training/gpu_job.sh                    # the same steps on CPU with a tiny model
+#   training/gpu_job.sh stage          here, once: stage the GGUF, data and wheels in .stage/
+#   training/gpu_job.sh launch SECS    there: start the job as a daemon, then collect for SECS
+#   training/gpu_job.sh collect SECS   there: wait for the job up to SECS, then pack into $OUT
+#   training/gpu_job.sh run            the job itself, in the foreground
+#   EOTD_TINY=1 training/gpu_job.sh run    the same steps on CPU with a tiny model (a dry run)
 #
 # Staging. The GGUF base (98 MB) + repo exceed one device call's 64 MiB, so it travels xz'd in two
 # halves over two calls on the same warm machine (it stays warm about 30 s after a call):
@@ -16,19 +24,20 @@
 #                     .stage/site.tar.xz (the unzipped wheels of transformers 5.24.0, peft, datasets,
 #                     gguf, dill, multiprocess, xz'd to about 5 MB: the device image has transformers
 #                     5.17, whose GGUF tokenizer has another eos, and lacks datasets and gguf)
-#   call 1 (about 56 MB with the repo):
-#                run(command="mkdir -p /tmp/eotd-stage && cp .stage/gguf.part.aa .stage/etd.tar.xz /tmp/eotd-stage/",
-#                    carry=[".stage/gguf.part.aa", ".stage/etd.tar.xz"], timeout_s=120)
-#   call 2 (at once, same machine; about 58 MB with the repo):
-#                run(command="bash training/gpu_job.sh", carry=[".stage/gguf.part.ab", ".stage/gguf.sha256",
-#                    ".stage/site.tar.xz"], timeout_s=600)
-#   Each command may run 10 minutes and the session has 15 minutes of device time, starts
-#   included: if call 2 is cut off, call 3 (at once) finishes the rest, e.g.
-#                run(command="STEPS='eval_base sample_best bench' bash training/gpu_job.sh")
-#   (setup's results, /tmp/site and the cached base, stay on the warm machine).
-#   Not checked before the first run: the device's pyarrow must be >= 24 for datasets 5.2 (else
-#   carry its wheel too); setup prints the versions it ends up with.
-#   Then unpack: cat $files_at/adapter.tar.part-* | tar -x -C models/  and  tar -xzf results.tar.gz
+#   call 1 (about 61 MB with the repo): stage the first half, unpack the wheels, check they import
+#                run(command="mkdir -p /tmp/eotd-stage /tmp/site && cp .stage/gguf.part.aa .stage/etd.tar.xz
+#                    /tmp/eotd-stage/ && tar -xJf .stage/site.tar.xz -C /tmp/site && PYTHONPATH=/tmp/site
+#                    python3 -c 'import pyarrow, datasets, transformers, peft; print(...)'",
+#                    carry=[".stage/gguf.part.aa", ".stage/etd.tar.xz", ".stage/site.tar.xz"], timeout_s=120)
+#   call 2 (at once, same machine; about 53 MB with the repo): the job runs on as a daemon (setsid)
+#   after the call returns, so its length is not bound by one call's 10 minutes
+#                run(command="bash training/gpu_job.sh launch 540", carry=[".stage/gguf.part.ab",
+#                    ".stage/gguf.sha256"], timeout_s=570)
+#   call 3 (at once, same machine): what is left of the 15 minutes, minus a margin to pack
+#                run(command="bash training/gpu_job.sh collect SECS", timeout_s=SECS+30)
+#   Each collect leaves in $OUT: steps.tsv, log.txt, results.tar.gz (metrics, tables, predictions)
+#   and the kept adapter as adapter.tar.part-* (<16 MB each). Unpack here:
+#     cat $files_at/adapter.tar.part-* | tar -x -C models/  and  tar -xzf results.tar.gz
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,9 +45,12 @@ STAGE=${EOTD_STAGE_DIR:-/tmp/eotd-stage}
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 TINY=${EOTD_TINY:-0}
 OUT=${OUT:-$ROOT/runs/gpu_job_out}
-WORK=$ROOT/runs/gpu_job
-STEPS=${STEPS:-"setup train_aug eval_aug train_noaug eval_noaug eval_best_rest eval_base sample_best bench"}
+RUN=$STAGE/repo              # the daemon's own copy of the repo: later calls re-sync $ROOT
+WORK=$STAGE/work             # every run's outputs
+LOG=$STAGE/log.txt
+STEPS=${STEPS:-"setup train_aug train_noaug eval_base eval_aug eval_noaug bench eval_best_rest sample_best round"}
 AUG_DATA=outputs/etd_rule_aug2  # rule rows + augmented rows (source "augment")
+TRAIN_S=${TRAIN_S:-180}      # training budget of each of the two phase-1 runs, seconds
 mkdir -p "$OUT" "$WORK"
 
 stage() {  # run here (CPU machine), once, before the two device calls
@@ -59,14 +71,16 @@ stage() {  # run here (CPU machine), once, before the two device calls
   ls -la .stage
 }
 
-if [ "${1:-}" = stage ]; then stage; exit 0; fi
-
 if [ "$TINY" = 1 ]; then  # CPU dry run: a tiny model, a few steps, a few problems
   export CUDA_VISIBLE_DEVICES=""
   BASE=$WORK/tiny_base
-  TRAIN_ARGS=(--config training/configs/tiny_cpu.yaml --base "$BASE" --max_steps 6 --method lora)
+  TRAIN_ARGS=(--config training/configs/tiny_cpu.yaml --base "$BASE" --method lora --max_steps -1
+    --save_every 0 --eval_every 0)
+  TRAIN_S=${TRAIN_S_TINY:-6}
   EVAL_ARGS=(--limit 3 --max_new_tokens 12 --device cpu)
   BENCH_ARGS=(--n 2 --max_new_tokens 12 --device cpu --variants batched,sequential)
+  ROUND_ARGS=(--n 2 --candidates 6 --eval_limit 3 --max_new_tokens 12 --max_steps 3
+    --train_config training/configs/retrain_tiny_cpu.yaml --device cpu)
   SAMPLES=${SAMPLES:-2}
   AUG_DATA=$WORK/tiny_data
 else
@@ -74,32 +88,33 @@ else
   export EOTD_CACHE_DIR=$STAGE/cache
   TRAIN_ARGS=(--config training/configs/etd_smollm2.yaml --base "$BASE")
   EVAL_ARGS=(--batch_size 1024)
-  BENCH_ARGS=(--n 30 --variants batched,sequential,unmerged,static_cache,compile)
-  SAMPLES=${SAMPLES:-5}
+  BENCH_ARGS=(--n 8 --variants batched,static_cache,compile,sequential)
+  ROUND_ARGS=(--n 50 --candidates 400 --eval_limit 500 --max_steps 150)
+  SAMPLES=${SAMPLES:-4}
 fi
 
-log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log.txt"; }
+log() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 
-pack() {  # results (no checkpoints) -> results.tar.gz; the adapter -> adapter.tar.part-* (<16 MB)
-  tar -czf "$OUT/results.tar.gz" -C "$WORK" --exclude='checkpoint-*' --exclude='final' --exclude='*.arrow' \
-    --exclude='tiny_base' . 2>/dev/null
+pack() {  # results (no checkpoints) -> $OUT/results.tar.gz; the kept adapter -> adapter.tar.part-*
+  cp "$LOG" "$STAGE/steps.tsv" "$OUT/" 2>/dev/null
+  tar -czf "$OUT/results.tar.gz" -C "$WORK" --exclude='checkpoint-*' --exclude='final' \
+    --exclude='*.arrow' --exclude='tiny_base' --exclude='*.sqlite3*' . 2>/dev/null
   local best
-  best=$(cat "$WORK/best.txt" 2>/dev/null || true)
-  if [ -n "$best" ] && [ -d "$WORK/$best/final" ]; then
-    rm -f "$OUT"/adapter.tar.part-*
+  best=$(cat "$WORK/best.txt" 2>/dev/null || echo aug)
+  if [ -d "$WORK/$best/final" ]; then
     tar -cf - -C "$WORK/$best/final" . | split -b 15000000 - "$OUT/adapter.tar.part-"
   fi
 }
 
-step() {  # step NAME: run the function NAME, time it, record the outcome, pack the results
+step() {  # step NAME: run the function NAME, time it, record the outcome
   local name=$1 started rc
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
   log "step $name: start"
   started=$(date +%s)
-  "$name" >>"$OUT/log.txt" 2>&1
+  "$name" >>"$LOG" 2>&1
   rc=$?
-  printf '%s\t%s\t%ss\n' "$name" "$rc" "$(($(date +%s) - started))" | tee -a "$OUT/steps.tsv"
-  pack
+  printf '%s\t%s\t%ss\n' "$name" "$rc" "$(($(date +%s) - started))" | tee -a "$STAGE/steps.tsv"
+  return $rc
 }
 
 setup() {
@@ -116,7 +131,7 @@ make_tiny_model('$BASE', [build_prompt(r['question'], r['thought']) + r['target'
     return
   fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  mkdir -p /tmp/site && tar -xJf .stage/site.tar.xz -C /tmp/site || return 1
+  [ -d /tmp/site/transformers ] || tar -xJf .stage/site.tar.xz -C /tmp/site || return 1  # call 1
   cat "$STAGE/gguf.part.aa" .stage/gguf.part.ab | xz -d > "$STAGE/$GGUF_NAME" || return 1
   (cd "$STAGE" && sha256sum -c "$ROOT/.stage/gguf.sha256") || return 1
   [ -d "$AUG_DATA" ] || tar -xJf "$STAGE/etd.tar.xz" || return 1
@@ -139,9 +154,11 @@ evaluate_run() {  # evaluate_run NAME MODEL ADAPTER DATASETS [extra args]
     --output_dir "$WORK/$name" "${EVAL_ARGS[@]}" "$@"
 }
 
-# 2 epochs with augmentation (2.35x the rows); time limits keep the whole job inside one call
-train_aug() { train_run aug --epochs 2 --time_limit_s "${AUG_LIMIT_S:-200}"; }
-train_noaug() { train_run noaug --exclude_sources augment --time_limit_s "${NOAUG_LIMIT_S:-120}"; }
+# the same time budget for both; the data outlasts it (epochs 20), the lr follows the clock
+train_aug() { train_run aug --epochs 20 --time_limit_s "$TRAIN_S" --lr_by_time true; }
+train_noaug() {
+  train_run noaug --exclude_sources augment --epochs 20 --time_limit_s "$TRAIN_S" --lr_by_time true
+}
 eval_aug() { evaluate_run eval_aug "$BASE" "$WORK/aug/final" gsm8k; }
 eval_noaug() { evaluate_run eval_noaug "$BASE" "$WORK/noaug/final" gsm8k; }
 choose_best() {  # the run with the higher GSM8K majority-vote accuracy
@@ -167,14 +184,57 @@ eval_best_rest() {
 eval_base() { evaluate_run eval_base "$BASE" none gsm8k,svamp,asdiv,multiarith; }
 sample_best() {
   evaluate_run "sample_best_k$SAMPLES" "$BASE" "$(best)" gsm8k \
-    --do_sample true --num_samples "$SAMPLES" --batch_size $((1536 / SAMPLES))
+    --do_sample true --num_samples "$SAMPLES" --batch_size $((2048 / SAMPLES))
 }
 bench() {
-  python3 -m benchmarks.bench_student --model "$BASE" --adapter "$(best)" \
-    --json_out "$WORK/bench.json" "${BENCH_ARGS[@]}"
+  timeout "${BENCH_S:-130}" python3 -m benchmarks.bench_student --model "$BASE" \
+    --adapter "$(best)" --json_out "$WORK/bench.json" "${BENCH_ARGS[@]}"
+}
+round() {  # issue 6: one correction round from the kept student
+  python3 -m training.correction_round --base "$BASE" --adapter "$(best)" \
+    --base_data "$AUG_DATA" --eval_sets gsm8k \
+    --output_dir "$WORK/round1" "${ROUND_ARGS[@]}"
 }
 
-log "gpu_job: steps: $STEPS (tiny=$TINY)"
-for name in $STEPS; do step "$name"; done
-log "gpu_job: done"
-cat "$OUT/steps.tsv"
+run() {
+  log "gpu_job: steps: $STEPS (tiny=$TINY, train budget ${TRAIN_S}s)"
+  step setup || { log "gpu_job: setup failed"; touch "$STAGE/done"; return 1; }
+  step train_aug & local aug=$!
+  step train_noaug & local noaug=$!
+  step eval_base & local base=$!
+  wait $aug $noaug
+  step eval_aug & aug=$!
+  step eval_noaug & noaug=$!
+  wait $aug $noaug
+  choose_best >>"$LOG" 2>&1
+  wait $base  # the bench times the GPU alone
+  step bench
+  step eval_best_rest &
+  step sample_best &
+  step round &
+  wait
+  log "gpu_job: done"
+  touch "$STAGE/done"
+}
+
+collect() {  # collect SECS: wait for the daemon up to SECS, then pack what there is into $OUT
+  local deadline=$(($(date +%s) + ${1:-60}))
+  while [ ! -f "$STAGE/done" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 5; done
+  pack
+  cat "$STAGE/steps.tsv" 2>/dev/null
+  tail -n 40 "$LOG"
+}
+
+launch() {  # launch SECS: copy the repo for the daemon, start it in its own session, collect
+  mkdir -p "$RUN" && cp -a "$ROOT/." "$RUN/" && rm -f "$STAGE/done" "$STAGE/steps.tsv"
+  (cd "$RUN" && setsid nohup bash training/gpu_job.sh run >"$STAGE/daemon.log" 2>&1 </dev/null &)
+  collect "${1:-540}"
+}
+
+case "${1:-run}" in
+  stage) stage ;;
+  run) run ;;
+  launch) launch "${2:-540}" ;;
+  collect) collect "${2:-60}" ;;
+  *) echo "usage: training/gpu_job.sh [stage|run|launch SECS|collect SECS]" >&2; exit 2 ;;
+esac

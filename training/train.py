@@ -81,6 +81,9 @@ class TrainConfig:
     device: str = "auto"  # "cpu" forces the CPU even where a GPU exists
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 suits tiny models)
     time_limit_s: float = 0.0  # stop training (and save) after this many seconds; 0: no limit
+    # with time_limit_s: warm up and decay the lr (cosine) over the time budget, not the steps, so
+    # a time-boxed run ends its decay; set epochs high enough that the data outlasts the budget
+    lr_by_time: bool = False
 
 
 def encode_row(
@@ -158,18 +161,38 @@ def tokenize(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int)
     return encoded.filter(lambda r: r["length"] <= max_length)
 
 
+def lr_at(fraction: float, peak: float, warmup: float) -> float:
+    """Linear warmup over the first ``warmup`` of the run, then cosine decay to zero at 1.0."""
+    if fraction < warmup:
+        return peak * fraction / warmup
+    progress = min(1.0, (fraction - warmup) / max(1e-9, 1.0 - warmup))
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class EpochTimer(TrainerCallback):
     """Records the wall time of each epoch (the figure the speed target is about) and stops the
-    run once ``limit`` seconds have passed (0: never)."""
+    run once ``limit`` seconds have passed (0: never). With ``lr_by_time``, the Trainer's
+    scheduler follows ``lr_at`` over the elapsed share of ``limit`` instead of the steps."""
 
-    def __init__(self, limit: float = 0.0) -> None:
+    def __init__(self, limit: float = 0.0, lr_by_time: bool = False, warmup: float = 0.0) -> None:
         self.seconds: list[float] = []
         self.limit = limit
+        self.lr_by_time = lr_by_time
+        self.warmup = warmup
         self.stopped_early = False
         self._start = self._begin = time.perf_counter()
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def _time_factor(self, _step: int) -> float:
+        return lr_at((time.perf_counter() - self._begin) / self.limit, 1.0, self.warmup)
+
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
         self._begin = time.perf_counter()
+        if self.lr_by_time:  # the Trainer's schedulers are LambdaLRs: swap in a clock
+            lr_scheduler.lr_lambdas = [self._time_factor] * len(lr_scheduler.lr_lambdas)
+            groups = lr_scheduler.optimizer.param_groups
+            for group, base in zip(groups, lr_scheduler.base_lrs, strict=True):
+                group["lr"] = base * self._time_factor(0)  # the first step warms up too
+            lr_scheduler._last_lr = [group["lr"] for group in groups]
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
@@ -264,7 +287,9 @@ def train(cfg: TrainConfig) -> dict:
         remove_unused_columns=False,
     )
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, pad_to_multiple_of=8)
-    timer = EpochTimer(cfg.time_limit_s)
+    if cfg.lr_by_time and not cfg.time_limit_s:
+        raise ValueError("lr_by_time needs time_limit_s > 0")
+    timer = EpochTimer(cfg.time_limit_s, cfg.lr_by_time, cfg.warmup_ratio)
     trainer = Trainer(
         model=model,
         args=args,
@@ -317,6 +342,8 @@ def train(cfg: TrainConfig) -> dict:
     if torch.cuda.is_available():
         metrics["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    history = json.dumps(trainer.state.log_history, indent=1)
+    (out / "log_history.json").write_text(history + "\n", encoding="utf-8")
     return metrics
 
 

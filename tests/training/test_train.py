@@ -114,3 +114,27 @@ def test_time_limit_stops_and_saves(tiny: Path, data: Path, tmp_path: Path) -> N
 def test_missing_data_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no training data"):
         _train(tiny, tmp_path / "nowhere", tmp_path / "run")
+
+
+def test_lr_by_time_warms_up_and_decays_within_the_time_budget(
+    tiny: Path, data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "timed"
+    metrics = _train(
+        tiny, data, out, "--max_steps", "-1", "--epochs", "1000", "--time_limit_s", "4",
+        "--lr_by_time", "true",
+        "--learning_rate", "1e-3", "--warmup_ratio", "0.2", "--logging_steps", "1",
+    )  # fmt: skip
+    assert metrics["stopped_at_time_limit"]
+    history = json.loads((out / "log_history.json").read_text())
+    rates = [h["learning_rate"] for h in history if "learning_rate" in h]
+    assert len(rates) >= 5
+    peak = max(rates)
+    assert 5e-4 < peak <= 1e-3
+    assert rates.index(peak) > 0, "the lr warms up first"
+    assert rates[-1] < 0.25 * peak, "the cosine has decayed by the end of the budget"
+
+
+def test_lr_by_time_needs_a_time_limit(tiny: Path, data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lr_by_time needs time_limit_s"):
+        _train(tiny, data, tmp_path / "run", "--lr_by_time", "true")
