@@ -22,9 +22,10 @@
 #                  -> .stage/gguf.part.aa, .stage/gguf.part.ab (xz -9 of the GGUF, 90.4 MB, split -b
 #                     45195340), .stage/gguf.sha256, .stage/etd.tar.xz (the built ETD data, 2.8 MB),
 #                     .stage/site.tar.xz (the unzipped wheels of transformers 5.24.0, peft, datasets,
-#                     gguf, dill, multiprocess, xz'd to about 5 MB: the device image has transformers
-#                     5.17, whose GGUF tokenizer has another eos, and lacks datasets and gguf)
-#   call 1 (about 61 MB with the repo): stage the first half, unpack the wheels, check they import
+#                     gguf, dill, multiprocess, sqlalchemy, alembic, mako, xz'd to 8.8 MB: the device
+#                     image has transformers 5.17, whose GGUF tokenizer has another eos, and lacks
+#                     datasets, gguf and the store's sqlalchemy/alembic)
+#   call 1 (64.5 MB with the repo, just under 64 MiB): stage the first half, unpack the wheels, check they import
 #                run(command="mkdir -p /tmp/eotd-stage /tmp/site && cp .stage/gguf.part.aa .stage/etd.tar.xz
 #                    /tmp/eotd-stage/ && tar -xJf .stage/site.tar.xz -C /tmp/site && PYTHONPATH=/tmp/site
 #                    python3 -c 'import pyarrow, datasets, transformers, peft; print(...)'",
@@ -64,9 +65,10 @@ stage() {  # run here (CPU machine), once, before the two device calls
   tar -cJf .stage/etd.tar.xz --exclude='*.jsonl' --exclude='cache-*' "$AUG_DATA"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    -d .stage/wheels transformers==5.24.0 peft==0.21.2 datasets==5.2.0 gguf==0.19.0 dill==0.4.1 \
-    multiprocess==0.70.19
-  for w in .stage/wheels/*.whl; do unzip -q -o "$w" -d .stage/site; done  # pure-Python wheels
+    --platform manylinux2014_x86_64 -d .stage/wheels transformers==5.24.0 peft==0.21.2 \
+    datasets==5.2.0 gguf==0.19.0 dill==0.4.1 multiprocess==0.70.19 sqlalchemy==2.1.9 \
+    alembic==1.20.1 mako==1.4.3
+  for w in .stage/wheels/*.whl; do unzip -q -o "$w" -d .stage/site; done  # cp312 for sqlalchemy
   tar -cJf .stage/site.tar.xz -C .stage/site . && rm -rf .stage/site .stage/wheels
   ls -la .stage
 }
