@@ -142,7 +142,8 @@ peft.__version__, datasets.__version__, torch.__version__, torch.cuda.is_availab
 and torch.cuda.get_device_name())"
   python3 -c "from eotd.model_loading import plain_copy_of_gguf; print(plain_copy_of_gguf('$BASE'))"
 }
-[ "$TINY" = 1 ] || export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+[ "$TINY" = 1 ] || export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 \
+  HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 train_run() {  # train_run NAME [extra args]
   local name=$1
