@@ -100,3 +100,16 @@ def test_default_smollm2_answers_a_question_end_to_end() -> None:
     assert solution.thought("pot").status in {
         "ok", "syntax_error", "forbidden", "runtime_error", "timeout", "memory_error", "no_answer"
     }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_shipped_student_solves_an_easy_question_all_three_ways() -> None:
+    student = Student.from_pretrained(device="cpu")  # the base + the adapter in models/
+    assert student.loaded.adapter is not None, "models/ must ship the trained adapter"
+    solution = student.solve(
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+        "in May. How many clips did Natalia sell altogether in April and May?"
+    )
+    assert [t.status for t in solution.thoughts] == ["answered", "ok", "solved"]
+    assert [t.answer for t in solution.thoughts] == [72.0, 72.0, 72.0]
+    assert solution.answer == 72.0 and all(t.finished for t in solution.thoughts)
