@@ -4,7 +4,9 @@ A thought may give one answer or several (k samples, for self-consistency). Fail
 (answer None) never vote. Strategies:
 
 - ``majority``: the answer with the most votes; ties go to the answer backed by the thought that
-  comes first in ``order`` (default EoT > PoT > CoT).
+  comes first in ``order`` (default PoT > EoT > CoT: the shipped student's most accurate thought
+  first; on 195 held-out GSM8K train problems this tie-break gave 12.3% against 10.3% for EoT
+  first, see models/README.md).
 - ``weighted``: like majority, but each vote counts its thought's weight (e.g. validation accuracy).
 - ``fallback``: the first thought in ``order`` that has an answer (its most common one).
 - ``cot`` / ``pot`` / ``eot``: that thought alone.
@@ -18,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from eotd.answers import same_answer
 
 THOUGHTS: tuple[str, ...] = ("cot", "pot", "eot")
-DEFAULT_ORDER: tuple[str, ...] = ("eot", "pot", "cot")
+DEFAULT_ORDER: tuple[str, ...] = ("pot", "eot", "cot")
 STRATEGIES: tuple[str, ...] = ("majority", "weighted", "fallback", *THOUGHTS)
 
 AnswerInput = float | None | Sequence[float | None]

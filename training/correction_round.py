@@ -92,7 +92,7 @@ def run(cfg: CorrectionRoundConfig) -> Round:
     student = Student(load_model(cfg.base, adapter, device=cfg.device), settings)
     wrong = wrong_eot_problems(cfg, student)
     del student
-    print(f"{len(wrong)} GSM8K train problems with a wrong EoT (of {cfg.candidates} searched)")
+    print(f"{len(wrong)} GSM8K train problems with a wrong EoT (searched {cfg.candidates} at most)")
     correct_in_store(store, wrong)
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RetrainConfig)}
     return retrain(RetrainConfig(**fields))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -76,6 +77,7 @@ def press(page, key: str) -> None:
 
 def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path: Path) -> None:
     page.get_by_text("Each pack of dvds costs 76 dollars").first.click()  # an example
+    expect(page.locator("#question textarea")).to_have_value(re.compile("Each pack of dvds"))
     page.click("#solve-btn")
     page.wait_for_selector("#vote:has-text('strategy')")
     assert "gold answer 51" in page.inner_text("#gold")

@@ -13,11 +13,11 @@ def test_majority_picks_the_agreeing_pair():
     assert v.strategy == "majority" and "most votes" in v.explanation
 
 
-def test_tie_goes_to_eot_then_pot():
-    assert vote({"cot": 1.0, "pot": 2.0, "eot": 3.0}).answer == 3
-    assert vote({"cot": 1.0, "pot": 2.0, "eot": None}).answer == 2
-    v = vote({"cot": 1.0, "pot": 2.0, "eot": 3.0}, order=("pot", "eot", "cot"))
-    assert v.answer == 2 and "Tie" in v.explanation
+def test_tie_goes_to_pot_then_eot():
+    assert vote({"cot": 1.0, "pot": 2.0, "eot": 3.0}).answer == 2
+    assert vote({"cot": 1.0, "pot": None, "eot": 3.0}).answer == 3
+    v = vote({"cot": 1.0, "pot": 2.0, "eot": 3.0}, order=("eot", "pot", "cot"))
+    assert v.answer == 3 and "Tie" in v.explanation
 
 
 def test_failed_thoughts_never_vote():
@@ -28,19 +28,21 @@ def test_failed_thoughts_never_vote():
 
 
 def test_fallback_chain_and_single_thought():
-    answers = {"cot": 1.0, "pot": 2.0, "eot": None}
+    answers = {"cot": 1.0, "pot": None, "eot": 2.0}
     v = vote(answers, strategy="fallback")
-    assert v.answer == 2 and v.supporters == ["pot"] and "EOT gave no answer" in v.explanation
+    assert v.answer == 2 and v.supporters == ["eot"] and "POT gave no answer" in v.explanation
     assert vote(answers, strategy="cot").answer == 1
-    assert vote(answers, strategy="eot").answer is None
+    assert vote(answers, strategy="pot").answer is None
 
 
 def test_self_consistency_over_samples():
     v = vote({"cot": [4.0, 4.0, 4.0], "pot": [4.0, None], "eot": [3.0, 3.0]})
     assert v.answer == 4 and v.supporters == ["cot", "pot"]
     assert [(c.answer, c.score) for c in v.candidates] == [(4, 4), (3, 2)]
-    # A tie between samples goes to the answer backed by the best-ranked thought (EoT here).
+    # A tie between samples goes to the answer backed by the best-ranked thought (PoT here).
     tie = vote({"cot": [3.0, 4.0, 4.0], "pot": [4.0, None], "eot": [3.0, 3.0]})
+    assert tie.answer == 4 and tie.supporters == ["cot", "pot"]
+    tie = vote({"cot": [3.0, 4.0, 4.0], "pot": [4.0], "eot": [3.0, 3.0]}, order=("eot", "pot"))
     assert tie.answer == 3 and tie.supporters == ["cot", "eot"]
 
 
