@@ -126,9 +126,8 @@ def markdown(label: str, results: dict[str, dict]) -> str:
     for name in names:
         r = results[name]
         cells = [f"{r['accuracy'][c]:.1f}" for c in acc_cols]
-        lines.append(
-            f"| {name} | {r['problems']} | {' | '.join(cells)} | {r['problems_per_second']} |"
-        )
+        speed = r["problems_per_second"] or "n/a"  # unknown when rescored from predictions
+        lines.append(f"| {name} | {r['problems']} | {' | '.join(cells)} | {speed} |")
     lines += ["", "Answered (% of problems) and failure reasons (% of attempts):", ""]
     lines += ["| set | thought | answered | statuses | hit max tokens |", "|---|---|---:|---|---:|"]
     for name in names:
