@@ -23,13 +23,14 @@ from eotd import same_answer, vote
 from eotd.model_loading import load_model
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Solution, Student
+from eotd.vote import DEFAULT_ORDER
 from training.config import load_config, save_config
 from training.datasets import EVALUATION_SETS, load_problems
 
 # Vote strategies reported: name -> (strategy, order of preference / tie-break).
 STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "majority": ("majority", ("eot", "pot", "cot")),
-    "majority_pot_first": ("majority", ("pot", "eot", "cot")),
+    "majority": ("majority", DEFAULT_ORDER),  # the app's vote (ties: PoT, EoT, CoT)
+    "majority_eot_first": ("majority", ("eot", "pot", "cot")),
     "fallback_eot_pot_cot": ("fallback", ("eot", "pot", "cot")),
     "fallback_pot_eot_cot": ("fallback", ("pot", "eot", "cot")),
     "fallback_pot_cot": ("fallback", ("pot", "cot")),

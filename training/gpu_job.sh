@@ -175,7 +175,7 @@ train_noaug() {
 }
 eval_aug() { evaluate_run eval_aug "$BASE" "$WORK/aug/final" gsm8k; }
 eval_noaug() { evaluate_run eval_noaug "$BASE" "$WORK/noaug/final" gsm8k; }
-choose_best() {  # the run with the higher GSM8K majority-vote accuracy
+choose_best() {  # the run with the higher GSM8K accuracy of the app's vote ("majority")
   python3 - "$WORK" <<'EOF'
 import json, sys
 from pathlib import Path
