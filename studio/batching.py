@@ -69,17 +69,17 @@ class Batcher:
         try:
             if len(batch) == 1:
                 yield from self._stream(student, question)
-            else:
-                self._run(student, batch)
-                if request.error is not None:
-                    raise request.error
-                yield from request.results
-        finally:
+                return
+            self._run(student, batch)
+        finally:  # a batch frees the model before its caller consumes (and stores) the results
             with self._cond:
                 self._busy = False
                 for r in batch:
                     r.done = True
                 self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        yield from request.results
 
     def _run(self, student: Any, batch: list[_Request]) -> None:
         try:

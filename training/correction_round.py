@@ -12,7 +12,6 @@ and after, and the wall time. Takes every setting of :class:`training.retrain.Re
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from training.config import load_config
 from training.datasets import load_problems
 from training.retrain import RetrainConfig, Round, adapter_to_continue, report_markdown, retrain
 from training.teachers.rule import ConversionError, convert
+from training.teachers.verify import check
 
 ANNOTATOR = "gold-annotations"
 REVIEWER = "gold-review"
@@ -55,6 +55,8 @@ def wrong_eot_problems(
         try:
             target = convert(problem["question"], problem["solution"], problem["answer"]).eot
         except ConversionError:
+            continue
+        if not check("eot", target, float(problem["answer"])).ok:  # a correction must be right
             continue
         found.append((problem, eot, target))
         if len(found) == cfg.n:
@@ -94,8 +96,7 @@ def run(cfg: CorrectionRoundConfig) -> Round:
     del student
     print(f"{len(wrong)} GSM8K train problems with a wrong EoT (searched {cfg.candidates} at most)")
     correct_in_store(store, wrong)
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RetrainConfig)}
-    return retrain(RetrainConfig(**fields))
+    return retrain(cfg)
 
 
 def main(argv: list[str] | None = None) -> None:

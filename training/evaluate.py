@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eotd import same_answer, vote
-from eotd.model_loading import load_model
+from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID, load_model
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Solution, Student
 from eotd.vote import DEFAULT_ORDER
@@ -142,7 +142,8 @@ def markdown(label: str, results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _prediction(problem: dict, solution: Solution) -> dict:
+def prediction_row(problem: dict, solution: Solution) -> dict:
+    """One line of ``predictions_{set}.jsonl`` (what ``training.rescore`` reads back)."""
     gold = float(problem["answer"])
     answers = solution.answers()
     votes = {
@@ -176,7 +177,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     student = Student(loaded, settings)
     device = student.loaded.device
     batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
-    base = "SmolLM2-135M-Instruct" if cfg.model == "default" else cfg.model
+    base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if cfg.model == DEFAULT_BASE else cfg.model
     adapter_name = student.loaded.adapter
     label = cfg.label or base + (f" + {adapter_name}" if adapter_name else " (no adapter)")
     results: dict[str, dict] = {}
@@ -191,7 +192,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         results[name] = score(problems, solutions, seconds)
         with (out / f"predictions_{name}.jsonl").open("w", encoding="utf-8") as f:
             for problem, solution in zip(problems, solutions, strict=True):
-                f.write(json.dumps(_prediction(problem, solution)) + "\n")
+                f.write(json.dumps(prediction_row(problem, solution)) + "\n")
     report = {
         "label": label,
         "model": student.loaded.base,

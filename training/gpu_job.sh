@@ -12,9 +12,10 @@
 #      models/README.md) runs here too when named.
 # First run (2026-11-28, H200): setup 57 s; the noaug student trained 182 s (3.4 epochs) and scored
 # GSM8K greedy CoT 8.0 / PoT 10.9 / EoT 8.6 / vote 10.7 (PoT-first 12.1); the aug run died of
-# CUDA OOM beside it and the untrained base's eval (82 GB in the caching allocator, now
-# expandable segments and not beside training); the batched bench ran at 15 decode steps/s (launch
-# bound: only CUDA graphs, the compile variant, can reach 0.5 s); the 10 minutes ran out in phase 4.
+# CUDA OOM beside it (the other training's process held 82 GiB, 75.5 allocated at its peak; the
+# untrained base's eval 47 GiB: now batch 64 x 2, expandable segments, no eval beside training);
+# the batched bench ran at 15 decode steps/s (launch bound: only CUDA graphs, the compile variant,
+# can reach 0.5 s); the device time ran out in phase 4.
 # Each step's outcome goes to steps.tsv and its output to log.txt.
 #
 #   training/gpu_job.sh stage          here, once: stage the GGUF, data and wheels in .stage/
@@ -192,7 +193,6 @@ EOF
 }
 best() { [ -f "$WORK/best.txt" ] || choose_best >&2; echo "$WORK/$(cat "$WORK/best.txt")/final"; }
 eval_best_rest() {
-  choose_best
   evaluate_run eval_best_rest "$BASE" "$(best)" svamp,asdiv,multiarith
 }
 eval_base() { evaluate_run eval_base "$BASE" none gsm8k,svamp,asdiv,multiarith; }

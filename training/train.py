@@ -161,12 +161,13 @@ def tokenize(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int)
     return encoded.filter(lambda r: r["length"] <= max_length)
 
 
-def lr_at(fraction: float, peak: float, warmup: float) -> float:
-    """Linear warmup over the first ``warmup`` of the run, then cosine decay to zero at 1.0."""
+def lr_at(fraction: float, warmup: float) -> float:
+    """The lr factor at ``fraction`` of the run: linear warmup over the first ``warmup``, then
+    cosine decay to zero at 1.0."""
     if fraction < warmup:
-        return peak * fraction / warmup
+        return fraction / warmup
     progress = min(1.0, (fraction - warmup) / max(1e-9, 1.0 - warmup))
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class EpochTimer(TrainerCallback):
@@ -183,7 +184,7 @@ class EpochTimer(TrainerCallback):
         self._start = self._begin = time.perf_counter()
 
     def _time_factor(self, _step: int) -> float:
-        return lr_at((time.perf_counter() - self._begin) / self.limit, 1.0, self.warmup)
+        return lr_at((time.perf_counter() - self._begin) / self.limit, self.warmup)
 
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
         self._begin = time.perf_counter()
@@ -218,15 +219,15 @@ def train(cfg: TrainConfig) -> dict:
     """Run one fine-tuning job described by ``cfg``; return the final metrics."""
     out = Path(cfg.output_dir)
     save_config(cfg, out)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     if cfg.init_adapter and cfg.method != "lora":
         raise ValueError("init_adapter continues a LoRA adapter: use method: lora")
+    if cfg.lr_by_time and not cfg.time_limit_s:
+        raise ValueError("lr_by_time needs time_limit_s > 0")
     device = cfg.device
     if device == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"  # one process per GPU (accelerate launch)
     loaded = load_model(
-        cfg.base, adapter=cfg.init_adapter, device=device, dtype="fp32", trainable=True
+        cfg.base, cfg.init_adapter, device=device, dtype="fp32", trainable=True, threads=cfg.threads
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     if model.config.is_encoder_decoder:
@@ -287,8 +288,6 @@ def train(cfg: TrainConfig) -> dict:
         remove_unused_columns=False,
     )
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, pad_to_multiple_of=8)
-    if cfg.lr_by_time and not cfg.time_limit_s:
-        raise ValueError("lr_by_time needs time_limit_s > 0")
     timer = EpochTimer(cfg.time_limit_s, cfg.lr_by_time, cfg.warmup_ratio)
     trainer = Trainer(
         model=model,

@@ -112,9 +112,9 @@ def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
     monkeypatch.setenv("EOTD_BACKUP_INTERVAL", "3600")
     wiped = tmp_path / "fresh-disk" / "eotd.sqlite3"  # a restarted Space: no database file
     restored, scheduler = open_store_with_backups(sqlite_url(wiped))
+    assert scheduler is not None
     try:
         assert restored.get_problem(problem_id).question == store.get_problem(problem_id).question
-        assert scheduler is not None
     finally:
         scheduler.stop(final_backup=False)
         restored.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eotd.student import ThoughtResult, combine
-from training.evaluate import _prediction, score
+from training.evaluate import prediction_row, score
 from training.rescore import RescoreConfig, main, rescore
 
 PROBLEMS = [
@@ -26,26 +26,24 @@ def _thoughts(cot, pot, eot) -> list[ThoughtResult]:
     ]
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    solutions = [
+def _solutions() -> list:
+    return [
         combine("a", _thoughts(7.0, 7.0, None)),
         combine("b", _thoughts(30.0, 12.0, 12.0)),
         combine("c", _thoughts(None, 5.0, None)),
     ]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
     with (tmp_path / "predictions_toy.jsonl").open("w") as f:
-        for problem, solution in zip(PROBLEMS, solutions, strict=True):
-            f.write(json.dumps(_prediction(problem, solution)) + "\n")
+        for problem, solution in zip(PROBLEMS, _solutions(), strict=True):
+            f.write(json.dumps(prediction_row(problem, solution)) + "\n")
     return tmp_path
 
 
 def test_rescore_reproduces_the_scores_of_the_run(folder: Path, tmp_path: Path) -> None:
-    solutions = [
-        combine("a", _thoughts(7.0, 7.0, None)),
-        combine("b", _thoughts(30.0, 12.0, 12.0)),
-        combine("c", _thoughts(None, 5.0, None)),
-    ]
-    expected = score(PROBLEMS, solutions, 1.0)["accuracy"]
+    expected = score(PROBLEMS, _solutions(), 1.0)["accuracy"]
     results = rescore(RescoreConfig(predictions=str(folder), output_dir=str(tmp_path / "out")))
     assert results["toy"]["accuracy"] == expected
     assert results["toy"]["accuracy"]["pot"] == 66.67
