@@ -28,13 +28,6 @@ from studio.handlers import Studio
 from studio.ui import build_app, launch_local
 from training.config import load_config
 
-TINY_TEXTS = [
-    "Question: Tom has 3 apples and buys 5 more. How many apples does he have?",
-    "a = 3\nb = 5\nans = a + b",
-    "apples = 3\nans = apples + 5\nprint(ans)",
-    "Tom has 3 + 5 = 8 apples. The answer is 8.",
-]
-
 
 @dataclass
 class LoadConfig:
@@ -52,9 +45,9 @@ def _student(cfg: LoadConfig, folder: Path):
 
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     if cfg.model == "tiny":
-        from training.tiny_model import make_tiny_model
+        from training.tiny_model import SAMPLE_TEXTS, make_tiny_model
 
-        base, adapter = str(make_tiny_model(folder / "tiny", TINY_TEXTS * 10)), None
+        base, adapter = str(make_tiny_model(folder / "tiny", SAMPLE_TEXTS * 10)), None
     else:
         base, adapter = cfg.model, "default"
     return Student(load_model(base, adapter), settings)

@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -553,14 +553,17 @@ class Store:
     def conflicts(self) -> list[Conflict]:
         """Problems where corrections by different annotators (pending or approved) solve to
         different answers, oldest problem first."""
-        problem_ids = self._run(_conflicting_problem_ids, write=False)
-        query = (
-            _corrections()
-            .where(*_LIVE, Correction.problem_id.in_(problem_ids))
-            .order_by(Correction.problem_id, Correction.id)
-        )
+
+        def work(s: Session) -> list[Correction]:  # ids and rows from one read transaction
+            query = (
+                _corrections()
+                .where(*_LIVE, Correction.problem_id.in_(_conflicting_problem_ids(s)))
+                .order_by(Correction.problem_id, Correction.id)
+            )
+            return list(s.scalars(query))
+
         by_problem: dict[int, list[Correction]] = defaultdict(list)
-        for correction in self._run(lambda s: list(s.scalars(query)), write=False):
+        for correction in self._run(work, write=False):
             by_problem[correction.problem_id].append(correction)
         conflicts = []
         for problem_id, corrections in by_problem.items():
@@ -601,15 +604,14 @@ class Store:
                 unsolved=count(select(Correction.id).where(Correction.unsolved)),
                 matches_gold=count(select(Correction.id).where(Correction.matches_gold)),
                 annotators=count(select(Correction.annotator).distinct()),
-                conflicts=0,
+                conflicts=len(_conflicting_problem_ids(s)),
                 approved_unused=count(_unused_approved_ids()),
                 exports=count(select(Export.id)),
                 model_versions=count(select(ModelVersion.id)),
                 promoted=promoted,
             )
 
-        stats = self._run(work, write=False)
-        return replace(stats, conflicts=len(self._run(_conflicting_problem_ids, write=False)))
+        return self._run(work, write=False)
 
     # ------------------------------------------------------------------- training and export
 

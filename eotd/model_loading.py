@@ -162,16 +162,17 @@ def plain_copy_of_gguf(gguf: Path) -> Path:
     return target
 
 
-def _quantize(
-    model: PreTrainedModel, how: str, device: torch.device, trainable: bool
-) -> PreTrainedModel:
+def _quantization(how: str | None, device: torch.device, trainable: bool) -> str | None:
+    """The quantization to apply: ``how``, else ``$EOTD_QUANTIZE`` for CPU inference only (so the
+    app's setting never reaches training or a GPU); refused before any weights are loaded."""
+    if how is None:
+        inference_on_cpu = device.type == "cpu" and not trainable
+        return (os.environ.get("EOTD_QUANTIZE") or None) if inference_on_cpu else None
     if how != "int8":
         raise ValueError(f"unknown quantization {how!r}; the only one is int8")
     if device.type != "cpu" or trainable:
         raise ValueError("int8 quantization is for inference on the CPU")
-    from torch.ao.quantization import quantize_dynamic
-
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return how
 
 
 def load_model(
@@ -204,6 +205,7 @@ def load_model(
         source = str(plain_copy_of_gguf(Path(source)))
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
+    quantize = _quantization(quantize, target_device, trainable)
     threads = threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
     if threads > 0 and target_device.type == "cpu":
         torch.set_num_threads(threads)
@@ -226,9 +228,10 @@ def load_model(
     model.to(target_device)
     if not trainable:
         model.eval()
-    quantize = quantize or os.environ.get("EOTD_QUANTIZE") or None
     if quantize is not None:
-        model = _quantize(model, quantize, target_device, trainable)
+        from torch.ao.quantization import quantize_dynamic
+
+        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,

@@ -518,8 +518,8 @@ class _Worker:
         except OSError:
             return False
 
-    def kill(self, wait: bool = True) -> None:
-        """SIGKILL the worker; with ``wait``, also :meth:`bury` it."""
+    def kill(self) -> None:
+        """SIGKILL the worker (without waiting: :meth:`bury` waits)."""
         if not self.killed:
             self.killed = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -528,8 +528,6 @@ class _Worker:
                 else:
                     signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             self.conn.close()
-        if wait:
-            self.bury()
 
     def bury(self) -> None:
         """Wait until the killed process is gone (a big one takes a while to die)."""
@@ -637,7 +635,7 @@ class _Pool:
 
     def _discard(self, worker: _Worker, replace: bool, generation: int) -> None:
         """Kill ``worker`` now; bury it, and start its replacement, in the background."""
-        worker.kill(wait=False)
+        worker.kill()
         threading.Thread(target=self._bury, args=(worker, replace, generation), daemon=True).start()
 
     def _bury(self, worker: _Worker, replace: bool, generation: int) -> None:
@@ -667,8 +665,10 @@ class _Pool:
                 self._members.clear()
                 self._idle.clear()
                 self._cond.notify_all()
-            for worker in workers:
+            for worker in workers:  # signal them all, then wait: they die in parallel
                 worker.kill()
+            for worker in workers:
+                worker.bury()
             if self._zygote is not None:
                 self._zygote.close()
                 self._zygote = None
@@ -704,7 +704,7 @@ def run_in_sandbox(
     count); ``memory_mb`` is how much address space the call may add to the warm worker.
     Thread-safe: each call takes a free worker or waits for one.
     """
-    if timeout <= 0 or memory_mb <= 0:
+    if not (timeout > 0 and memory_mb > 0):  # NaN is refused too
         raise ValueError("timeout and memory_mb must be positive")
     if getattr(fn, "__module__", None) == "__main__":
         raise TypeError(

@@ -14,6 +14,13 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# A few lines in each thought's style: enough vocabulary for a tiny model that writes junk fast.
+SAMPLE_TEXTS = [
+    "Question: Tom has 3 apples and buys 5 more. How many apples does he have?",
+    "a = 3\nb = 5\nans = a + b",
+    "apples = 3\nans = apples + 5\nprint(ans)",
+    "Tom has 3 + 5 = 8 apples. The answer is 8.",
+]
 
 
 def make_tiny_model(

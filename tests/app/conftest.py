@@ -20,14 +20,7 @@ from eotd.student import GenerationSettings, Student
 from studio.examples import EvalSets
 from studio.handlers import Studio
 from studio.ui import build_app, launch_local
-from training.tiny_model import make_tiny_model
-
-TEXTS = [
-    "Question: Tom has 3 apples and buys 5 more. How many apples does he have?",
-    "a = 3\nb = 5\nans = a + b",
-    "apples = 3\nans = apples + 5\nprint(ans)",
-    "Tom has 3 + 5 = 8 apples. The answer is 8.",
-]
+from training.tiny_model import SAMPLE_TEXTS, make_tiny_model
 
 SVAMP_1 = (
     "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack How "
@@ -38,7 +31,7 @@ SVAMP_1_EOT = "price = 76\ndiscount = 25\npay = price - discount\nans = pay"
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), TEXTS * 10)
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), SAMPLE_TEXTS * 10)
 
 
 @pytest.fixture(scope="session")

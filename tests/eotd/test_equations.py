@@ -191,3 +191,9 @@ def test_random_text_never_raises_and_respects_the_timeout(text):
     assert r.status in STATUSES
     assert (r.answer is not None) == (r.status == "solved")
     assert r.status == "solved" or r.error
+
+
+def test_a_nan_or_non_positive_timeout_is_refused():
+    for timeout in (float("nan"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="must be positive"):
+            solve_equations("a = 1\nans = a", timeout=timeout)

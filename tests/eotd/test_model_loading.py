@@ -70,8 +70,21 @@ def test_int8_quantizes_linear_layers_and_still_generates(tiny: Path) -> None:
     layer = loaded.model.model.layers[0].mlp.down_proj
     assert "quantized" in type(layer).__module__
     assert _logits(loaded.model).shape[-1] == loaded.model.config.vocab_size
+    prompt = loaded.tokenizer("a", return_tensors="pt")
+    out = loaded.model.generate(**prompt, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert out.shape[-1] == prompt["input_ids"].shape[-1] + 3
     with pytest.raises(ValueError, match="only one is int8"):
         load_model(str(tiny), adapter=None, device="cpu", quantize="int4")
+
+
+def test_eotd_quantize_reaches_cpu_inference_only(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EOTD_QUANTIZE", "int8")
+    served = load_model(str(tiny), adapter=None, device="cpu")
+    assert "quantized" in type(served.model.model.layers[0].mlp.down_proj).__module__
+    trained = load_model(str(tiny), adapter=None, device="cpu", trainable=True)
+    assert "quantized" not in type(trained.model.model.layers[0].mlp.down_proj).__module__
 
 
 def test_base_resolution_and_dtypes() -> None:

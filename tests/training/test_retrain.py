@@ -131,8 +131,10 @@ def test_correction_round_corrects_wrong_eots_from_gold_and_retrains(setup, tmp_
     # A random tiny model gets every EoT wrong: the first convertible problems are corrected.
     assert len(report["corrections"]) == 2
     assert report["before"]["corrected"]["problems"] == 2
+    assert report["before"]["corrected"]["accuracy"]["eot"] == 0.0  # they were wrong
     assert "eot" in report["after"]["corrected"]["accuracy"]
     corrections = [store.get_correction(i) for i in report["corrections"]]
     assert {c.annotator for c in corrections} == {ANNOTATOR}
     assert all(c.status == "approved" and c.generation_id for c in corrections)
+    assert all(c.matches_gold for c in corrections)  # each correction solves to the gold answer
     assert store.promoted_model_version().name == "gold"
