@@ -28,6 +28,8 @@ class AppConfig:
     port: int = 0  # 0 = Gradio's default (GRADIO_SERVER_PORT, else 7860)
     max_new_tokens: int = 256  # per thought
     max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
+    # "torch", "ct2" (CTranslate2, int8 weights: faster on a CPU), "auto" ($EOTD_ENGINE, else torch)
+    engine: str = "auto"
     preload: bool = True  # load the model before serving, not on the first request
 
 
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         adapter=None if cfg.adapter == "none" else cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,
         max_batch=cfg.max_batch,
+        engine=cfg.engine,
     )
     if cfg.preload:
         info = studio.model_info()

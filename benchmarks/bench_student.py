@@ -13,7 +13,8 @@ can be projected to other answer lengths. Variants (each is the default path plu
 - ``no_kv_cache``: generation without the KV cache (what caching gains);
 - ``unmerged``: the adapter kept separate instead of merged into the weights;
 - ``bf16``: bfloat16 weights; ``int8``: dynamic int8 quantization of the linear layers (CPU);
-- ``static_cache``: a static KV cache; ``compile``: static cache + ``torch.compile`` of the forward.
+- ``static_cache``: a static KV cache; ``compile``: static cache + ``torch.compile`` of the forward;
+- ``ct2``: the CTranslate2 engine (int8 weights, C++ decoding; CPU), see ``eotd.ct2_engine``.
 
 Targets (issue 4): p50 <= 3 s on a 2-core CPU, <= 0.5 s on one H100/H200.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from eotd.ct2_engine import load_ct2
 from eotd.model_loading import load_model
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Student, combine
@@ -35,6 +37,7 @@ from training.datasets import load_problems
 
 VARIANTS = (
     "batched", "sequential", "no_kv_cache", "unmerged", "bf16", "int8", "static_cache", "compile",
+    "ct2",
 )  # fmt: skip
 
 
@@ -48,12 +51,15 @@ class BenchConfig:
     n: int = 20
     variants: list[str] = field(default_factory=lambda: ["batched", "sequential"])
     max_new_tokens: int = 256
-    threads: int = 0  # torch CPU threads; 0: $EOTD_THREADS or torch's default
+    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
     json_out: str = ""  # also write the results here (rewritten after each variant)
 
 
 def _student(cfg: BenchConfig, variant: str) -> Student:
     adapter = None if cfg.adapter == "none" else cfg.adapter
+    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
+    if variant == "ct2":
+        return Student(load_ct2(cfg.model, adapter, threads=cfg.threads), settings)
     loaded = load_model(
         cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
         merge=variant != "unmerged", threads=cfg.threads,
@@ -72,7 +78,7 @@ def _student(cfg: BenchConfig, variant: str) -> Student:
         model.generation_config.compile_config = compile_config
     else:
         model.generation_config.disable_compile = True
-    return Student(loaded, GenerationSettings(max_new_tokens=cfg.max_new_tokens))
+    return Student(loaded, settings)
 
 
 def _answer(student: Student, question: str, variant: str) -> tuple[int, int]:
@@ -110,7 +116,7 @@ def bench(cfg: BenchConfig) -> list[dict]:
             "variant": variant,
             "device": str(student.loaded.device),
             "gpu": torch.cuda.get_device_name() if student.loaded.device.type == "cuda" else None,
-            "threads": torch.get_num_threads(),
+            "threads": cfg.threads or torch.get_num_threads(),
             "adapter": student.loaded.adapter,
             "n": len(seconds),
             "p50_s": round(statistics.median(seconds), 3),

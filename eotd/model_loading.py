@@ -175,6 +175,22 @@ def _quantization(how: str | None, device: torch.device, trainable: bool) -> str
     return how
 
 
+def resolve_sources(base: str | None, adapter: str | Path | None) -> tuple[str, str | None]:
+    """The folder (or hub id) to load ``base`` from and the adapter to apply, as ``load_model``
+    reads them; a GGUF base becomes its cached plain copy."""
+    is_default_base = base in (None, "", DEFAULT_BASE)
+    source = resolve_base(base)
+    if source.endswith(".gguf"):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"no GGUF file at {source}")
+        source = str(plain_copy_of_gguf(Path(source)))
+    if adapter == "default":
+        adapter = default_adapter() if is_default_base else None
+    if adapter in (None, "", "none"):
+        return source, None
+    return source, str(adapter)
+
+
 def load_model(
     base: str | None = None,
     adapter: str | Path | None = "default",
@@ -194,15 +210,11 @@ def load_model(
     inference); ``trainable`` keeps it a separate, trainable PEFT model instead. ``threads``
     (default: ``$EOTD_THREADS`` if set) sets torch's CPU threads: on a busy shared CPU one thread
     decodes several times faster than two that wait for each other. ``quantize="int8"`` (CPU,
-    default ``$EOTD_QUANTIZE``) quantizes the linear layers dynamically to int8: about 3x faster
-    decoding on a 2-core CPU (benchmarks/bench_student.py), slightly different outputs.
+    default ``$EOTD_QUANTIZE``) quantizes the linear layers dynamically to int8: about 1.4x faster
+    decoding on a 2-core CPU (benchmarks/bench_student.py), slightly different outputs; the
+    CTranslate2 engine (``eotd.ct2_engine``) is faster still.
     """
-    is_default_base = base in (None, "", DEFAULT_BASE)
-    source = resolve_base(base)
-    if source.endswith(".gguf"):
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"no GGUF file at {source}")
-        source = str(plain_copy_of_gguf(Path(source)))
+    source, adapter = resolve_sources(base, adapter)
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
     quantize = _quantization(quantize, target_device, trainable)
@@ -214,12 +226,7 @@ def load_model(
     tokenizer = AutoTokenizer.from_pretrained(source)
     prepare_tokenizer(tokenizer, "right" if config.is_encoder_decoder else "left")
 
-    if adapter == "default":
-        shipped = default_adapter()
-        adapter = shipped if is_default_base else None
-    if adapter in (None, "", "none"):
-        adapter = None
-    else:
+    if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
@@ -236,7 +243,7 @@ def load_model(
         model=model,
         tokenizer=tokenizer,
         base=source,
-        adapter=None if adapter is None else str(adapter),
+        adapter=adapter,
         device=target_device,
         dtype=target_dtype,
     )

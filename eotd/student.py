@@ -7,20 +7,58 @@ thought is sampled k times and the vote runs over every sample (self-consistency
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers.generation.streamers import BaseStreamer
 
 from eotd import extract_answer, run_program, solve_equations, vote
-from eotd.model_loading import LoadedModel, end_token_ids, load_model
+from eotd.model_loading import LoadedModel, end_token_ids, load_model, resolve_device
 from eotd.prompts import THOUGHTS, build_prompt
 from eotd.vote import Vote
+
+if TYPE_CHECKING:
+    from eotd.ct2_engine import CT2Model
+
+ENGINES = ("torch", "ct2")
+
+
+def resolve_engine(engine: str = "auto") -> str:
+    """ "auto" means ``$EOTD_ENGINE`` if set, else torch; anything else must be in ENGINES."""
+    if engine == "auto":
+        engine = os.environ.get("EOTD_ENGINE") or "torch"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    return engine
+
+
+def load_engine(
+    base: str | None = None,
+    adapter: str | Path | None = "default",
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    engine: str = "auto",
+    threads: int | None = None,
+) -> LoadedModel | CT2Model:
+    """Load a base + adapter (as ``load_model`` reads them) for a :class:`Student`.
+
+    ``engine``: "torch" (transformers' ``generate``), "ct2" (CTranslate2 with int8 weights, CPU
+    only, see ``eotd.ct2_engine``), or "auto": ``$EOTD_ENGINE`` if set, else torch."""
+    if resolve_engine(engine) == "ct2":
+        from eotd.ct2_engine import load_ct2
+
+        if resolve_device(device).type != "cpu":
+            raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
+        return load_ct2(base, adapter, threads=threads)
+    return load_model(base, adapter, device=device, dtype=dtype, threads=threads)
 
 
 @dataclass
@@ -178,9 +216,8 @@ class _FinishStreamer(BaseStreamer):
 class Student:
     """A loaded student model that answers math word problems three ways."""
 
-    def __init__(self, loaded: LoadedModel, settings: GenerationSettings | None = None):
+    def __init__(self, loaded: LoadedModel | CT2Model, settings: GenerationSettings | None = None):
         self.loaded = loaded
-        self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.settings = settings or GenerationSettings()
         self.end_ids = end_token_ids(self.tokenizer)
@@ -194,10 +231,11 @@ class Student:
         *,
         device: str = "auto",
         dtype: str = "auto",
+        engine: str = "auto",
         **settings,
     ) -> Student:
-        """Load a base (+ adapter, see ``load_model``) and wrap it with generation settings."""
-        loaded = load_model(base, adapter, device=device, dtype=dtype)
+        """Load a base (+ adapter) on an engine (see ``load_engine``) with generation settings."""
+        loaded = load_engine(base, adapter, device=device, dtype=dtype, engine=engine)
         return cls(loaded, GenerationSettings(**settings))
 
     # -- generation ---------------------------------------------------------------------------
@@ -236,13 +274,17 @@ class Student:
 
         Rows are prompt-major: row ``i * num_samples + s`` is sample ``s`` of prompt ``i``.
         """
+        if not isinstance(self.loaded, LoadedModel):  # the CTranslate2 engine
+            with self._lock:
+                self.loaded.generate_rows(prompts, settings, on_finish)
+            return
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
         # Rows that stopped on a stop string are padded afterwards: the pad token ends them too.
         ends = {*self.end_ids, self.tokenizer.pad_token_id}
         streamer = _FinishStreamer(ends, on_finish)
         with self._lock:
-            self.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
+            self.loaded.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
 
     def generate(self, prompts: Sequence[str]) -> list[tuple[str, int, bool]]:
         """Write a continuation for each prompt: (text, new tokens, ended by an end token)."""

@@ -91,8 +91,10 @@ class Studio:
         export_dir: str | Path | None = None,
         timeout: float = 5.0,
         max_batch: int = 16,
+        engine: str = "auto",
     ) -> None:
         self.store = store
+        self.engine = engine
         self.eval_sets = eval_sets or EvalSets()
         self.export_dir = Path(export_dir) if export_dir else data_dir() / "exports"
         self.timeout = timeout
@@ -111,7 +113,9 @@ class Studio:
     def load_student(self, base: str, adapter: str | None) -> Any:
         from eotd.student import Student
 
-        return Student.from_pretrained(base, adapter, max_new_tokens=self.max_new_tokens)
+        return Student.from_pretrained(
+            base, adapter, engine=self.engine, max_new_tokens=self.max_new_tokens
+        )
 
     def student(self) -> Any:
         """The served student, loaded once: ``base`` + ``adapter`` when a base was given, else

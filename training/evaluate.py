@@ -20,9 +20,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eotd import same_answer, vote
-from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID, load_model
+from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID
 from eotd.prompts import THOUGHTS
-from eotd.student import GenerationSettings, Solution, Student
+from eotd.student import GenerationSettings, Solution, Student, load_engine
 from eotd.vote import DEFAULT_ORDER
 from training.config import load_config, save_config
 from training.datasets import EVALUATION_SETS, load_problems
@@ -55,7 +55,8 @@ class EvalConfig:
     top_p: float = 0.95
     device: str = "auto"
     dtype: str = "auto"
-    threads: int = 0  # torch CPU threads; 0: $EOTD_THREADS or torch's default
+    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
+    engine: str = "torch"  # "torch", or "ct2": CTranslate2 with int8 weights (CPU, faster)
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
 
@@ -173,13 +174,18 @@ def evaluate(cfg: EvalConfig) -> dict:
         top_p=cfg.top_p,
     )
     adapter = None if cfg.adapter == "none" else cfg.adapter
-    loaded = load_model(cfg.model, adapter, device=cfg.device, dtype=cfg.dtype, threads=cfg.threads)
+    loaded = load_engine(
+        cfg.model, adapter, device=cfg.device, dtype=cfg.dtype, engine=cfg.engine,
+        threads=cfg.threads,
+    )  # fmt: skip
     student = Student(loaded, settings)
     device = student.loaded.device
     batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
     base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if cfg.model == DEFAULT_BASE else cfg.model
     adapter_name = student.loaded.adapter
     label = cfg.label or base + (f" + {adapter_name}" if adapter_name else " (no adapter)")
+    if cfg.engine == "ct2" and not cfg.label:
+        label += f" [CTranslate2 {loaded.dtype}]"
     results: dict[str, dict] = {}
     for name, problems in sets.items():
         total = len(problems) * len(THOUGHTS) * settings.num_samples
@@ -199,6 +205,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "adapter": student.loaded.adapter,
         "device": str(device),
         "dtype": str(student.loaded.dtype),
+        "engine": cfg.engine,
         "batch_size": batch_size,
         "datasets": results,
     }

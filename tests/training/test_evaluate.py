@@ -59,7 +59,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_student(tmp_path_factory.mktemp("student"), rows)
 
 
-def test_run_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["torch", "ct2"])
+def test_run_writes_metrics_table_and_predictions(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))  # where ct2 converts
     data = tmp_path / "mini.jsonl"
     data.write_text(
         "".join(
@@ -70,9 +74,11 @@ def test_run_writes_metrics_table_and_predictions(trained: Path, tmp_path: Path)
     out = tmp_path / "eval"
     main([
         "--model", str(trained), "--adapter", "none", "--datasets", str(data),
-        "--output_dir", str(out), "--max_new_tokens", "24", "--device", "cpu",
+        "--output_dir", str(out), "--max_new_tokens", "24", "--device", "cpu", "--engine", engine,
     ])  # fmt: skip
     report = json.loads((out / "metrics.json").read_text())
+    assert report["engine"] == engine
+    assert ("[CTranslate2 int8]" in report["label"]) == (engine == "ct2")
     result = report["datasets"]["mini"]
     assert result["problems"] == 2
     assert result["accuracy"]["pot"] == 100.0 and result["accuracy"]["majority"] == 100.0

@@ -1,0 +1,128 @@
+"""The CTranslate2 engine writes what the PyTorch engine writes, and caches its conversion.
+
+The tiny student (conftest.py) is converted for real; the slow test converts the shipped student.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from student_support import APPLES, EGGS
+
+from eotd import ct2_engine
+from eotd.ct2_engine import load_ct2
+from eotd.model_loading import load_model
+from eotd.student import GenerationSettings, Student
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _pair(trained: Path, quantization: str = "int8", **settings) -> tuple[Student, Student]:
+    """The same student and settings on both engines."""
+    torch_student = Student(load_model(str(trained), adapter=None, device="cpu"),
+                            GenerationSettings(**settings))  # fmt: skip
+    ct2_student = Student(load_ct2(str(trained), None, quantization=quantization),
+                          GenerationSettings(**settings))  # fmt: skip
+    return torch_student, ct2_student
+
+
+@pytest.mark.parametrize("quantization", ["int8", "float32"])
+def test_ct2_writes_runs_and_votes_like_torch(trained: Path, quantization: str) -> None:
+    torch_student, ct2_student = _pair(trained, quantization, max_new_tokens=48)
+    for question in (APPLES, EGGS):
+        want, got = torch_student.solve(question), ct2_student.solve(question)
+        assert [t.text for t in got.thoughts] == [t.text for t in want.thoughts]
+        assert [t.status for t in got.thoughts] == [t.status for t in want.thoughts]
+        assert [t.new_tokens for t in got.thoughts] == [t.new_tokens for t in want.thoughts]
+        assert all(t.finished for t in got.thoughts)
+        assert got.answer == want.answer
+    assert ct2_student.solve(APPLES).answer == 7
+
+
+def test_ct2_batches_rows_that_end_at_different_steps(trained: Path) -> None:
+    _, ct2_student = _pair(trained, max_new_tokens=48)
+    batch = ct2_student.solve_batch([EGGS, APPLES, EGGS], batch_size=4)
+    assert [s.answer for s in batch] == [30, 7, 30]
+    assert [len(s.thoughts) for s in batch] == [3, 3, 3]
+
+
+def test_ct2_cuts_at_max_new_tokens_and_at_stop_strings_like_torch(trained: Path) -> None:
+    torch_student, ct2_student = _pair(trained, max_new_tokens=3)
+    want, got = torch_student.solve(APPLES), ct2_student.solve(APPLES)
+    assert [(t.text, t.new_tokens, t.finished) for t in got.thoughts] == [
+        (t.text, t.new_tokens, t.finished) for t in want.thoughts
+    ]
+    assert not any(t.finished for t in got.thoughts)
+
+    torch_student, ct2_student = _pair(trained, max_new_tokens=48, stop_strings=("bought",))
+    want, got = torch_student.solve(APPLES), ct2_student.solve(APPLES)
+    pot = got.thought("pot")
+    assert pot.text == want.thought("pot").text == "apples = 3"
+    assert pot.finished and pot.new_tokens == want.thought("pot").new_tokens
+
+
+def test_ct2_samples_k_per_thought(trained: Path) -> None:
+    settings = GenerationSettings(48, do_sample=True, num_samples=3, temperature=0.3)
+    sampler = Student(load_ct2(str(trained), None), settings)
+    solution = sampler.solve(APPLES)
+    assert {name: len(a) for name, a in solution.answers().items()} == {
+        "cot": 3, "pot": 3, "eot": 3
+    }  # fmt: skip
+    assert sorted(t.sample for t in solution.thoughts if t.thought == "eot") == [0, 1, 2]
+    assert solution.answer == 7
+
+
+def test_conversion_is_cached_per_model_and_redone_when_it_changes(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+    real_convert = ct2_engine.convert
+
+    def counting(loaded, target, quantization="int8"):
+        calls.append(target)
+        return real_convert(loaded, target, quantization)
+
+    monkeypatch.setattr(ct2_engine, "convert", counting)
+    first = load_ct2(str(trained), None)
+    again = load_ct2(str(trained), None)
+    assert len(calls) == 1 and first.folder == again.folder
+    assert (first.folder / "model.bin").is_file()
+    assert not list(first.folder.parent.glob("*.tmp*")), "no half-converted folder is left"
+
+    changed = shutil.copytree(trained, tmp_path / "changed")
+    (changed / "generation_config.json").write_text('{"max_length": 64}')
+    other = load_ct2(str(changed), None)
+    assert len(calls) == 2 and other.folder != first.folder
+    floats = load_ct2(str(trained), None, quantization="float32")
+    assert len(calls) == 3 and floats.folder != first.folder and floats.dtype == "float32"
+
+
+def test_engine_choice_and_bad_settings_are_refused(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EOTD_ENGINE", "ct2")
+    chosen = Student.from_pretrained(str(trained), None, device="cpu", max_new_tokens=8)
+    assert chosen.loaded.dtype == "int8" and chosen.solve(APPLES).thoughts
+    with pytest.raises(ValueError, match="unknown engine"):
+        Student.from_pretrained(str(trained), None, engine="onnx")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        Student.from_pretrained(str(trained), None, device="meta", engine="ct2")
+    with pytest.raises(ValueError, match="unknown quantization"):
+        load_ct2(str(trained), None, quantization="int3")
+
+
+@pytest.mark.slow
+def test_the_shipped_student_on_ct2_solves_an_easy_question_all_three_ways() -> None:
+    student = Student.from_pretrained(device="cpu", engine="ct2")
+    assert student.loaded.adapter is not None, "models/ must ship the trained adapter"
+    solution = student.solve(
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+        "in May. How many clips did Natalia sell altogether in April and May?"
+    )
+    assert [t.status for t in solution.thoughts] == ["answered", "ok", "solved"]
+    assert [t.answer for t in solution.thoughts] == [72.0, 72.0, 72.0]
