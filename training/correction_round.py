@@ -18,11 +18,17 @@ from pathlib import Path
 from db.migrate import upgrade
 from db.store import Store
 from eotd import same_answer
-from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student, ThoughtResult
 from training.config import load_config
 from training.datasets import load_problems
-from training.retrain import RetrainConfig, Round, adapter_to_continue, report_markdown, retrain
+from training.retrain import (
+    RetrainConfig,
+    Round,
+    adapter_to_continue,
+    load_for_eval,
+    report_markdown,
+    retrain,
+)
 from training.teachers.rule import ConversionError, convert
 from training.teachers.verify import check
 
@@ -91,7 +97,7 @@ def run(cfg: CorrectionRoundConfig) -> Round:
     store = Store(cfg.db_url)
     adapter = adapter_to_continue(cfg, store)
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    student = Student(load_model(cfg.base, adapter, device=cfg.device), settings)
+    student = Student(load_for_eval(cfg, adapter), settings)
     wrong = wrong_eot_problems(cfg, student)
     del student
     print(f"{len(wrong)} GSM8K train problems with a wrong EoT (searched {cfg.candidates} at most)")

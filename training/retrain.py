@@ -24,8 +24,9 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
 from db.export import read_export
 from db.store import Store
-from eotd.model_loading import load_model
-from eotd.student import GenerationSettings, Student
+from eotd.ct2_engine import CT2Model
+from eotd.model_loading import LoadedModel
+from eotd.student import GenerationSettings, Student, load_engine
 from training.build_data import COLUMNS
 from training.config import load_config, save_config
 from training.evaluate import score, set_name, test_problems
@@ -55,6 +56,7 @@ class RetrainConfig:
     name: str = ""  # model version name; default retrain-YYYYmmdd-HHMMSS
     output_dir: str = "runs/retrain"
     device: str = "auto"
+    engine: str = "torch"  # for the evaluations: "torch", or "ct2" (CTranslate2 int8, CPU, faster)
 
 
 @dataclass
@@ -69,6 +71,11 @@ class Round:
     after: dict
     train_metrics: dict
     seconds: float
+
+
+def load_for_eval(cfg: RetrainConfig, adapter: str | None) -> LoadedModel | CT2Model:
+    """The student to evaluate: ``cfg.base`` + ``adapter`` on ``cfg.engine``."""
+    return load_engine(cfg.base, adapter or "none", device=cfg.device, engine=cfg.engine)
 
 
 def correction_rows(cfg: RetrainConfig, store: Store | None) -> list[dict]:
@@ -161,7 +168,7 @@ def retrain(cfg: RetrainConfig) -> Round:
     sets["corrected"] = corrected_problems(corrections)
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     adapter = adapter_to_continue(cfg, store)
-    before = measure(Student(load_model(cfg.base, adapter, device=cfg.device), settings), sets)
+    before = measure(Student(load_for_eval(cfg, adapter), settings), sets)
 
     train_cfg = load_config(TrainConfig, ["--config", cfg.train_config] if cfg.train_config else [])
     train_cfg.data, train_cfg.output_dir = str(mix_dir), str(out / "train")
@@ -170,7 +177,7 @@ def retrain(cfg: RetrainConfig) -> Round:
     train_cfg.learning_rate, train_cfg.device = cfg.learning_rate, cfg.device
     train_metrics = train(train_cfg)
     new_adapter = train_metrics["final"]
-    after = measure(Student(load_model(cfg.base, new_adapter, device=cfg.device), settings), sets)
+    after = measure(Student(load_for_eval(cfg, new_adapter), settings), sets)
 
     held_before = {k: v for k, v in before.items() if k != "corrected"}
     held_after = {k: v for k, v in after.items() if k != "corrected"}

@@ -92,14 +92,20 @@ def test_a_version_that_loses_held_out_accuracy_is_kept_but_not_promoted():
     assert promote and "gsm8k -0.5" in reason
 
 
-def test_retrain_from_an_export(setup, tmp_path):
+def test_retrain_from_an_export_evaluating_on_ct2(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     store, base, held_out = setup
     ids = [_approve(store, q, a, eot) for q, a, eot in PROBLEMS[:2]]
     store.export(tmp_path / "export", by="rev")
     main(_args(store, base, held_out, tmp_path / "r", "--from_export", str(tmp_path / "export"),
-               "--adapter", "none"))  # fmt: skip
+               "--adapter", "none", "--engine", "ct2"))  # fmt: skip
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["corrections"] == ids
+    assert (
+        report["before"]["corrected"]["problems"] == report["after"]["corrected"]["problems"] == 2
+    )
+    # before (the base) and after (base + the new adapter) were each converted for CTranslate2
+    assert len(list((tmp_path / "cache" / "ct2").glob("*/model.bin"))) == 2
     assert report["version_id"] is None and report["promoted"] is False
     assert "from an export" in report["reason"]
 
