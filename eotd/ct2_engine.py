@@ -143,24 +143,30 @@ def _fingerprint(source: str | Path | None) -> str:
     )
 
 
+def _check(quantization: str) -> None:
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
+
+
 def convert(loaded: LoadedModel, target: Path, quantization: str = "int8") -> Path:
     """Save ``loaded`` (adapter merged) and convert it to a CTranslate2 model in ``target``."""
     from ctranslate2.converters import TransformersConverter
 
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
+    _check(quantization)
     if loaded.is_encoder_decoder:
         raise ValueError("the CTranslate2 engine serves causal models; use engine='torch'")
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain = tmp / "merged"
-    loaded.model.save_pretrained(plain)
-    loaded.tokenizer.save_pretrained(plain)
-    TransformersConverter(str(plain)).convert(str(tmp / "ct2"), quantization=quantization)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # another process converted it first
-        (tmp / "ct2").rename(target)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        plain = tmp / "merged"
+        loaded.model.save_pretrained(plain)
+        loaded.tokenizer.save_pretrained(plain)
+        TransformersConverter(str(plain)).convert(str(tmp / "ct2"), quantization=quantization)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # another process converted it first
+            (tmp / "ct2").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -176,6 +182,7 @@ def load_ct2(
     else the cores this process may use."""
     import ctranslate2
 
+    _check(quantization)
     source, adapter = resolve_sources(base, adapter)
     key = "\n".join(
         [_fingerprint(source), _fingerprint(adapter), quantization, ctranslate2.__version__]

@@ -87,8 +87,9 @@ def test_default_smollm2_answers_a_question_end_to_end() -> None:
 
 
 @pytest.mark.slow
-def test_the_shipped_student_solves_an_easy_question_all_three_ways() -> None:
-    student = Student.from_pretrained(device="cpu")  # the base + the adapter in models/
+@pytest.mark.parametrize("engine", ["torch", "ct2"])
+def test_the_shipped_student_solves_an_easy_question_all_three_ways(engine: str) -> None:
+    student = Student.from_pretrained(device="cpu", engine=engine)  # base + models/ adapter
     assert student.loaded.adapter is not None, "models/ must ship the trained adapter"
     solution = student.solve(
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
