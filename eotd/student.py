@@ -238,6 +238,13 @@ class Student:
         loaded = load_engine(base, adapter, device=device, dtype=dtype, engine=engine)
         return cls(loaded, GenerationSettings(**settings))
 
+    @property
+    def engine(self) -> str:
+        """What writes the thoughts, e.g. "torch float32 (cpu)" or "ct2 int8 (cpu)"."""
+        name = "torch" if isinstance(self.loaded, LoadedModel) else "ct2"
+        dtype = str(self.loaded.dtype).removeprefix("torch.")
+        return f"{name} {dtype} ({self.loaded.device.type})"
+
     # -- generation ---------------------------------------------------------------------------
 
     def _generate_kwargs(self, settings: GenerationSettings) -> dict:

@@ -1,4 +1,4 @@
-"""What the tiny student of the eotd tests is trained to write (see conftest.py)."""
+"""What the tiny student of the eotd tests is trained to write (each test module trains its own)."""
 
 from __future__ import annotations
 

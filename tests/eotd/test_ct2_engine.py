@@ -1,7 +1,7 @@
 """The CTranslate2 engine writes what the PyTorch engine writes, and caches its conversion.
 
-The tiny student (conftest.py) is converted for real; test_student.py runs the shipped student on
-both engines.
+The tiny student (trained on student_support.py's rows) is converted for real; test_student.py
+runs the shipped student on both engines.
 """
 
 from __future__ import annotations
@@ -10,12 +10,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from student_support import APPLES, EGGS
+from student_support import APPLES, EGGS, ROWS
 
 from eotd import ct2_engine
 from eotd.ct2_engine import load_ct2
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student
+from training.tiny_model import make_tiny_student
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model fully fine-tuned until it writes ``ROWS``' targets."""
+    return make_tiny_student(tmp_path_factory.mktemp("student"), ROWS)
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +115,7 @@ def test_engine_choice_and_bad_settings_are_refused(
 ) -> None:
     monkeypatch.setenv("EOTD_ENGINE", "ct2")
     chosen = Student.from_pretrained(str(trained), None, device="cpu", max_new_tokens=8)
-    assert chosen.loaded.dtype == "int8" and chosen.solve(APPLES).thoughts
+    assert chosen.engine == "ct2 int8 (cpu)" and chosen.solve(APPLES).thoughts
     with pytest.raises(ValueError, match="unknown engine"):
         Student.from_pretrained(str(trained), None, engine="onnx")
     with pytest.raises(ValueError, match="runs on the CPU"):

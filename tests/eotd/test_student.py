@@ -10,10 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-from student_support import APPLES, EGGS
+from student_support import APPLES, EGGS, ROWS
 
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student, combine, execute
+from training.tiny_model import make_tiny_student
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model fully fine-tuned until it writes ``ROWS``' targets."""
+    return make_tiny_student(tmp_path_factory.mktemp("student"), ROWS)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +29,7 @@ def student(trained: Path) -> Student:
 
 
 def test_solve_writes_runs_and_votes_three_thoughts(student: Student) -> None:
+    assert student.engine == "torch float32 (cpu)"
     solution = student.solve(APPLES)
     assert [t.thought for t in solution.thoughts] == ["cot", "pot", "eot"]
     assert solution.thought("cot").status == "answered"
