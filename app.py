@@ -28,7 +28,7 @@ class AppConfig:
     port: int = 0  # 0 = Gradio's default (GRADIO_SERVER_PORT, else 7860)
     max_new_tokens: int = 256  # per thought
     max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
-    # "torch", "ct2" (CTranslate2, int8 weights: faster on a CPU), "auto" ($EOTD_ENGINE, else torch)
+    # "torch", "ct2" (CTranslate2, int8: fast on a CPU), "auto" ($EOTD_ENGINE, else ct2 on a CPU)
     engine: str = "auto"
     preload: bool = True  # load the model before serving, not on the first request
 

@@ -7,6 +7,7 @@ thought is sampled k times and the vote runs over every sample (self-consistency
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import threading
@@ -17,10 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from transformers import AutoConfig
 from transformers.generation.streamers import BaseStreamer
 
 from eotd import extract_answer, run_program, solve_equations, vote
-from eotd.model_loading import LoadedModel, end_token_ids, load_model, resolve_device
+from eotd.model_loading import (
+    LoadedModel,
+    end_token_ids,
+    load_model,
+    resolve_device,
+    resolve_sources,
+)
 from eotd.prompts import THOUGHTS, build_prompt
 from eotd.vote import Vote
 
@@ -30,10 +38,19 @@ if TYPE_CHECKING:
 ENGINES = ("torch", "ct2")
 
 
-def resolve_engine(engine: str = "auto") -> str:
-    """ "auto" means ``$EOTD_ENGINE`` if set, else torch; anything else must be in ENGINES."""
+def resolve_engine(engine: str = "auto", device: str = "auto", base: str | None = None) -> str:
+    """The engine to load ``base`` with. "auto": ``$EOTD_ENGINE`` if set; else ct2 for a causal
+    model on the CPU when CTranslate2 is installed (as fast as it gets there, and as accurate:
+    see models/README.md), torch otherwise. Any other value must be in ENGINES."""
     if engine == "auto":
-        engine = os.environ.get("EOTD_ENGINE") or "torch"
+        engine = os.environ.get("EOTD_ENGINE") or "auto"
+    if engine == "auto":
+        on_cpu = resolve_device(device).type == "cpu"
+        if on_cpu and importlib.util.find_spec("ctranslate2") is not None:
+            source, _ = resolve_sources(base, None)
+            causal = not AutoConfig.from_pretrained(source).is_encoder_decoder
+            return "ct2" if causal else "torch"
+        return "torch"
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
     return engine
@@ -51,8 +68,8 @@ def load_engine(
     """Load a base + adapter (as ``load_model`` reads them) for a :class:`Student`.
 
     ``engine``: "torch" (transformers' ``generate``), "ct2" (CTranslate2 with int8 weights, CPU
-    only, see ``eotd.ct2_engine``), or "auto": ``$EOTD_ENGINE`` if set, else torch."""
-    if resolve_engine(engine) == "ct2":
+    only, see ``eotd.ct2_engine``), or "auto" (see ``resolve_engine``)."""
+    if resolve_engine(engine, device, base) == "ct2":
         from eotd.ct2_engine import load_ct2
 
         if resolve_device(device).type != "cpu":

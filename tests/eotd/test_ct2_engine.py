@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from student_support import APPLES, EGGS, ROWS
+from transformers import T5Config
 
 from eotd import ct2_engine
 from eotd.ct2_engine import load_ct2
 from eotd.model_loading import load_model
-from eotd.student import GenerationSettings, Student
+from eotd.student import GenerationSettings, Student, resolve_engine
 from training.tiny_model import make_tiny_student
 
 
@@ -108,6 +109,20 @@ def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     assert len(calls) == 2 and other.folder != first.folder
     floats = load_ct2(str(trained), None, quantization="float32")
     assert len(calls) == 3 and floats.folder != first.folder and floats.dtype == "float32"
+
+
+def test_auto_picks_ct2_for_a_causal_model_on_the_cpu_and_torch_elsewhere(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EOTD_ENGINE")
+    assert resolve_engine("auto", "cpu", str(trained)) == "ct2"
+    assert resolve_engine("auto", "meta", str(trained)) == "torch"  # not a CPU
+    seq2seq = tmp_path / "t5"
+    T5Config(d_model=8, d_kv=4, d_ff=8, num_layers=1, num_heads=2).save_pretrained(seq2seq)
+    assert resolve_engine("auto", "cpu", str(seq2seq)) == "torch"
+    monkeypatch.setenv("EOTD_ENGINE", "torch")
+    assert resolve_engine("auto", "cpu", str(trained)) == "torch"
+    assert resolve_engine("ct2", "cpu", str(seq2seq)) == "ct2"  # asked for: load_ct2 says why not
 
 
 def test_engine_choice_and_bad_settings_are_refused(
