@@ -3,38 +3,39 @@
 On a 2-core CPU, PyTorch's eager ``generate`` spends most of a decoding step reading fp32 weights
 and dispatching small ops; CTranslate2 decodes the same model from int8 weights in C++, several
 times faster (``benchmarks/bench_student.py``). The conversion (base + merged adapter) takes about
-a minute once and is cached next to the plain GGUF copy, keyed by the source files, so a new
-adapter gets a new copy. Outputs are not bit-identical to PyTorch's (int8 weights); the model
-card reports the accuracy of both on the same problems.
+a minute and is cached next to the plain GGUF copy, keyed by the model files, so a new adapter
+gets a new copy (a host whose disk is wiped, such as a Space, converts at each cold start).
+Outputs are not bit-identical to PyTorch's (int8 weights); the model card compares the two.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from eotd.model_loading import (
     LoadedModel,
+    available_cores,
+    building,
     cache_dir,
     end_token_ids,
     load_model,
     prepare_tokenizer,
+    requested_threads,
     resolve_sources,
 )
-
-if TYPE_CHECKING:
-    from eotd.student import GenerationSettings
+from eotd.student import GenerationSettings, RowEnds
 
 QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")
+# The files that make a model or an adapter (a folder may hold others: a card, evaluations).
+MODEL_FILES = ("*.json", "*.safetensors", "*.bin", "*.model", "*.jinja", "*.txt")
 
 
 @dataclass
@@ -46,11 +47,15 @@ class CT2Model:
     base: str
     adapter: str | None
     folder: Path  # the converted model
-    dtype: str  # the quantization of its weights
 
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
+
+    @property
+    def dtype(self) -> str:
+        """The type CTranslate2 computes in, e.g. int8 or int8_float32."""
+        return self.generator.compute_type
 
     def generate_rows(
         self,
@@ -59,20 +64,18 @@ class CT2Model:
         on_finish: Callable[[int, list[int], bool], None],
     ) -> None:
         """Write a continuation of each prompt (``settings.num_samples`` rows each, prompt-major);
-        ``on_finish(row, tokens, ended)`` as soon as a row ends (``ended``: by an end token or a
-        stop string, not by running into ``max_new_tokens``)."""
+        ``on_finish(row, tokens, ended)`` as soon as a row ends (see ``RowEnds``)."""
         k = settings.num_samples
-        ids = self.tokenizer(list(prompts))["input_ids"]
-        starts = [self.tokenizer.convert_ids_to_tokens(row) for row in ids for _ in range(k)]
+        ids = [row for row in self.tokenizer(list(prompts))["input_ids"] for _ in range(k)]
         ends = set(end_token_ids(self.tokenizer))
-        rows = _Rows(self.tokenizer, settings.stop_strings, ends, on_finish, len(starts))
+        rows = _Rows(self.tokenizer, settings.stop_strings, ends, ids, on_finish)
         sampling = (
-            {"sampling_topk": 0, "sampling_topp": settings.top_p,
+            {"sampling_topk": settings.top_k, "sampling_topp": settings.top_p,
              "sampling_temperature": settings.temperature}
             if settings.do_sample else {"sampling_topk": 1}
         )  # fmt: skip
         self.generator.generate_batch(
-            starts,
+            [self.tokenizer.convert_ids_to_tokens(row) for row in ids],
             max_length=settings.max_new_tokens,
             end_token=sorted(ends),
             include_prompt_in_result=False,
@@ -82,25 +85,26 @@ class CT2Model:
         rows.finish_rest()
 
 
-class _Rows:
-    """Collects each row's tokens from CTranslate2's per-token callback and reports ends."""
+class _Rows(RowEnds):
+    """Takes CTranslate2's per-token callbacks (from its own thread) and ends rows like
+    transformers' ``generate`` does: on an end token, a stop string, or the token limit."""
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
         stop_strings: Sequence[str],
         end_ids: set[int],
+        prompts: list[list[int]],
         on_finish: Callable[[int, list[int], bool], None],
-        n: int,
     ) -> None:
+        super().__init__(len(prompts), on_finish)
         self.tokenizer = tokenizer
         self.stop_strings = tuple(stop_strings)
         self.end_ids = end_ids
-        self.on_finish = on_finish
-        self.tokens: list[list[int]] = [[] for _ in range(n)]
-        self.done = [False] * n
         # Enough tokens to hold the longest stop string (a token is at least one character).
         self.window = max((len(s) for s in self.stop_strings), default=0) + 1
+        # As in transformers, a stop string may begin in the prompt (prompts end with "\n").
+        self.prompt_tails = [row[-self.window :] for row in prompts]
 
     def step(self, result: Any) -> bool:
         """Take one generated token; True tells CTranslate2 to stop this row."""
@@ -108,39 +112,30 @@ class _Rows:
         if self.done[row]:
             return True
         if result.token_id in self.end_ids:
-            return self._finish(row, True)
-        self.tokens[row].append(result.token_id)
+            self.finish(row, True)
+            return True
+        tokens = self.tokens[row]
+        tokens.append(result.token_id)
         if self.stop_strings:
-            tail = self.tokenizer.decode(self.tokens[row][-self.window :])
+            tail = self.tokenizer.decode((self.prompt_tails[row] + tokens)[-self.window :])
             if any(stop in tail for stop in self.stop_strings):
-                return self._finish(row, True)
+                self.finish(row, True)
+                return True
         if result.is_last:  # ran into max_new_tokens
-            return self._finish(row, False)
+            self.finish(row, False)
+            return True
         return False
 
-    def _finish(self, row: int, ended: bool) -> bool:
-        self.done[row] = True
-        self.on_finish(row, self.tokens[row], ended)
-        return True
 
-    def finish_rest(self) -> None:
-        for row, done in enumerate(self.done):
-            if not done:
-                self._finish(row, False)
-
-
-def _fingerprint(source: str | Path | None) -> str:
-    """Identify a model source: its files' names, sizes and times for a folder, else the name."""
+def _fingerprint(source: str | None) -> str:
+    """Identify a model source: its model files' names, sizes and times, or the hub id."""
     if source is None:
         return "none"
     path = Path(source)
     if not path.is_dir():
-        return str(source)
-    return "\n".join(
-        f"{p.relative_to(path)} {p.stat().st_size} {p.stat().st_mtime_ns}"
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    )
+        return source
+    files = sorted({f for pattern in MODEL_FILES for f in path.glob(pattern) if f.is_file()})
+    return "\n".join(f"{f.name} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)
 
 
 def _check(quantization: str) -> None:
@@ -155,18 +150,12 @@ def convert(loaded: LoadedModel, target: Path, quantization: str = "int8") -> Pa
     _check(quantization)
     if loaded.is_encoder_decoder:
         raise ValueError("the CTranslate2 engine serves causal models; use engine='torch'")
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        plain = tmp / "merged"
-        loaded.model.save_pretrained(plain)
-        loaded.tokenizer.save_pretrained(plain)
-        TransformersConverter(str(plain)).convert(str(tmp / "ct2"), quantization=quantization)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):  # another process converted it first
-            (tmp / "ct2").rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as merged, building(target) as tmp:
+        loaded.model.save_pretrained(merged)
+        loaded.tokenizer.save_pretrained(merged)
+        TransformersConverter(merged).convert(str(tmp), quantization=quantization)
+    if not (target / "model.bin").is_file():
+        raise RuntimeError(f"{target} exists but holds no converted model; remove it and retry")
     return target
 
 
@@ -190,19 +179,11 @@ def load_ct2(
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cache_dir() / "ct2" / f"{Path(source).name}-{quantization}-{digest}"
     if not (folder / "model.bin").is_file():
-        convert(
-            load_model(source, adapter or "none", device="cpu", dtype="fp32"), folder, quantization
-        )
+        # fp32 and no $EOTD_QUANTIZE: the conversion quantizes
+        loaded = load_model(source, adapter or "none", device="cpu", dtype="fp32", quantize="none")
+        convert(loaded, folder, quantization)
     tokenizer = AutoTokenizer.from_pretrained(source)
     prepare_tokenizer(tokenizer)
-    threads = threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
-    threads = threads or len(os.sched_getaffinity(0))
+    threads = requested_threads(threads) or available_cores()
     generator = ctranslate2.Generator(str(folder), device="cpu", intra_threads=threads)
-    return CT2Model(
-        generator=generator,
-        tokenizer=tokenizer,
-        base=source,
-        adapter=adapter,
-        folder=folder,
-        dtype=quantization,
-    )
+    return CT2Model(generator, tokenizer, source, adapter, folder)

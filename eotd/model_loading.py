@@ -9,10 +9,13 @@ The default adapter is the one shipped in ``models/`` when it is there.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
 import shutil
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +131,33 @@ def end_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return sorted(set(ids))
 
 
+def requested_threads(threads: int | None = None) -> int:
+    """CPU threads asked for: ``threads``, else ``$EOTD_THREADS``, else 0 (the engine's default)."""
+    return threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def building(target: Path) -> Iterator[Path]:
+    """Build a folder at ``target`` atomically: yield a temp folder beside it, rename it to
+    ``target`` on success (unless another process got there first), remove it on failure."""
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # another process built it first
+            tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _model_class(config) -> type:
     return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
 
@@ -150,24 +180,21 @@ def plain_copy_of_gguf(gguf: Path) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process cached it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    with building(target) as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return target
 
 
 def _quantization(how: str | None, device: torch.device, trainable: bool) -> str | None:
-    """The quantization to apply: ``how``, else ``$EOTD_QUANTIZE`` for CPU inference only (so the
-    app's setting never reaches training or a GPU); refused before any weights are loaded."""
+    """The quantization to apply: ``how`` ("none" or "int8"), else ``$EOTD_QUANTIZE`` for CPU
+    inference only (so the app's setting never reaches training or a GPU); refused before any
+    weights are loaded."""
     if how is None:
         inference_on_cpu = device.type == "cpu" and not trainable
         return (os.environ.get("EOTD_QUANTIZE") or None) if inference_on_cpu else None
+    if how == "none":
+        return None
     if how != "int8":
         raise ValueError(f"unknown quantization {how!r}; the only one is int8")
     if device.type != "cpu" or trainable:
@@ -218,7 +245,7 @@ def load_model(
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
     quantize = _quantization(quantize, target_device, trainable)
-    threads = threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
+    threads = requested_threads(threads)
     if threads > 0 and target_device.type == "cpu":
         torch.set_num_threads(threads)
     config = AutoConfig.from_pretrained(source)

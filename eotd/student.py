@@ -40,8 +40,8 @@ ENGINES = ("torch", "ct2")
 
 def resolve_engine(engine: str = "auto", device: str = "auto", base: str | None = None) -> str:
     """The engine to load ``base`` with. "auto": ``$EOTD_ENGINE`` if set; else ct2 for a causal
-    model on the CPU when CTranslate2 is installed (as fast as it gets there, and as accurate:
-    see models/README.md), torch otherwise. Any other value must be in ENGINES."""
+    model on the CPU when CTranslate2 is installed (several times faster there; models/README.md
+    compares the two engines' accuracy), torch otherwise. Any other value must be in ENGINES."""
     if engine == "auto":
         engine = os.environ.get("EOTD_ENGINE") or "auto"
     if engine == "auto":
@@ -87,6 +87,7 @@ class GenerationSettings:
     num_samples: int = 1  # samples per thought (self-consistency when > 1; needs do_sample)
     temperature: float = 0.7
     top_p: float = 0.95
+    top_k: int = 50  # sample from the k likeliest tokens (0: all); transformers' default
     # A thought that starts a new "Question:" has finished its own answer (matters for bases that
     # were never taught to stop).
     stop_strings: tuple[str, ...] = ("\nQuestion:",)
@@ -197,37 +198,51 @@ class _Row:
     sample: int = 0
 
 
+class RowEnds:
+    """Each generated row's tokens, handed to ``on_finish(row, tokens, ended)`` once, when the
+    row ends (``ended``: by an end token or a stop string, not by the token limit)."""
+
+    def __init__(self, n: int, on_finish: Callable[[int, list[int], bool], None]) -> None:
+        self.on_finish = on_finish
+        self.tokens: list[list[int]] = [[] for _ in range(n)]
+        self.done = [False] * n
+
+    def finish(self, row: int, ended: bool) -> None:
+        self.done[row] = True
+        self.on_finish(row, self.tokens[row], ended)
+
+    def finish_rest(self) -> None:
+        for row, done in enumerate(self.done):
+            if not done:
+                self.finish(row, False)
+
+
 class _FinishStreamer(BaseStreamer):
-    """Receives each decoding step's tokens and reports rows as soon as they end."""
+    """Receives each decoding step's tokens from ``generate`` and reports rows as they end."""
 
     def __init__(self, end_ids: set[int], on_finish: Callable[[int, list[int], bool], None]):
         self.end_ids = end_ids
         self.on_finish = on_finish
-        self.tokens: list[list[int]] = []
-        self.done: list[bool] = []
+        self.rows: RowEnds | None = None
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:  # the first call carries the prompts
             self.prompt_seen = True
             return
-        if not self.tokens:
-            self.tokens = [[] for _ in range(value.numel())]
-            self.done = [False] * value.numel()
+        if self.rows is None:
+            self.rows = RowEnds(value.numel(), self.on_finish)
         for row, token in enumerate(value.reshape(-1).tolist()):
-            if self.done[row]:
+            if self.rows.done[row]:
                 continue
             if token in self.end_ids:
-                self.done[row] = True
-                self.on_finish(row, self.tokens[row], True)
+                self.rows.finish(row, True)
             else:
-                self.tokens[row].append(token)
+                self.rows.tokens[row].append(token)
 
     def end(self) -> None:
-        for row, done in enumerate(self.done):
-            if not done:
-                self.done[row] = True
-                self.on_finish(row, self.tokens[row], False)
+        if self.rows is not None:
+            self.rows.finish_rest()
 
 
 class Student:
@@ -273,7 +288,9 @@ class Student:
             "num_return_sequences": settings.num_samples,
         }
         if settings.do_sample:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            kwargs.update(
+                temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k
+            )
         else:  # silence the model's default sampling parameters
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if settings.stop_strings:

@@ -53,10 +53,11 @@ class EvalConfig:
     num_samples: int = 1
     temperature: float = 0.7
     top_p: float = 0.95
+    top_k: int = 50  # 0: sample from every token
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
-    engine: str = "torch"  # "torch", or "ct2": CTranslate2 with int8 weights (CPU, faster)
+    engine: str = "torch"  # "torch", "ct2" (CTranslate2, int8 weights; CPU, faster) or "auto"
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
 
@@ -172,6 +173,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         num_samples=cfg.num_samples,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
+        top_k=cfg.top_k,
     )
     adapter = None if cfg.adapter == "none" else cfg.adapter
     loaded = load_engine(
@@ -184,7 +186,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if cfg.model == DEFAULT_BASE else cfg.model
     adapter_name = student.loaded.adapter
     label = cfg.label or base + (f" + {adapter_name}" if adapter_name else " (no adapter)")
-    if cfg.engine == "ct2" and not cfg.label:
+    if student.engine.startswith("ct2") and not cfg.label:
         label += f" [CTranslate2 {loaded.dtype}]"
     results: dict[str, dict] = {}
     for name, problems in sets.items():
@@ -205,7 +207,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "adapter": student.loaded.adapter,
         "device": str(device),
         "dtype": str(student.loaded.dtype),
-        "engine": cfg.engine,
+        "engine": student.engine,
         "batch_size": batch_size,
         "datasets": results,
     }

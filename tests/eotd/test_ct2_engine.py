@@ -74,6 +74,26 @@ def test_ct2_cuts_at_max_new_tokens_and_at_stop_strings_like_torch(trained: Path
     assert pot.text == want.thought("pot").text == "apples = 3"
     assert pot.finished and pot.new_tokens == want.thought("pot").new_tokens
 
+    # A stop string that begins in the prompt (which ends "step.\n") stops at once, as in torch.
+    torch_student, ct2_student = _pair(trained, max_new_tokens=48, stop_strings=(".\n3",))
+    want, got = torch_student.solve(APPLES), ct2_student.solve(APPLES)
+    cot = got.thought("cot")
+    assert (cot.new_tokens, cot.finished) == (want.thought("cot").new_tokens, True)
+    assert cot.new_tokens == 1  # "3"
+
+
+@pytest.mark.parametrize("engine", ["torch", "ct2"])
+def test_sampling_honours_top_k_on_both_engines(trained: Path, engine: str) -> None:
+    def texts(**settings) -> list[str]:
+        loaded = load_model(str(trained), None, device="cpu") if engine == "torch" else (
+            load_ct2(str(trained), None))  # fmt: skip
+        return [t.text for t in Student(loaded, GenerationSettings(24, **settings)).solve(
+            APPLES).thoughts]  # fmt: skip
+
+    greedy = texts()
+    assert texts(do_sample=True, temperature=5.0, top_k=1) == greedy  # one candidate: greedy
+    assert texts(do_sample=True, temperature=5.0, top_k=0) != greedy  # every token: noise
+
 
 def test_ct2_samples_k_per_thought(trained: Path) -> None:
     settings = GenerationSettings(48, do_sample=True, num_samples=3, temperature=0.3)
@@ -109,6 +129,35 @@ def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     assert len(calls) == 2 and other.folder != first.folder
     floats = load_ct2(str(trained), None, quantization="float32")
     assert len(calls) == 3 and floats.folder != first.folder and floats.dtype == "float32"
+    (changed / "README.md").write_text("a card")  # not a model file: the same conversion
+    (changed / "eval").mkdir()
+    (changed / "eval" / "metrics.json").write_text("{}")
+    assert load_ct2(str(changed), None).folder == other.folder and len(calls) == 3
+
+
+def test_a_failed_conversion_leaves_nothing_behind(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctranslate2.converters import TransformersConverter
+
+    def fail(self, output_dir, *args, **kwargs):
+        Path(output_dir).mkdir(parents=True)
+        (Path(output_dir) / "model.bin").write_text("half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(TransformersConverter, "convert", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_ct2(str(trained), None)
+    assert not list((tmp_path / "cache").rglob("model.bin"))
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))
+
+
+def test_eotd_quantize_does_not_reach_the_conversion(
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EOTD_QUANTIZE", "int8")  # PyTorch's int8 for the torch engine only
+    student = Student(load_ct2(str(trained), None), GenerationSettings(48))
+    assert student.solve(APPLES).answer == 7
 
 
 def test_auto_picks_ct2_for_a_causal_model_on_the_cpu_and_torch_elsewhere(
@@ -130,7 +179,7 @@ def test_engine_choice_and_bad_settings_are_refused(
 ) -> None:
     monkeypatch.setenv("EOTD_ENGINE", "ct2")
     chosen = Student.from_pretrained(str(trained), None, device="cpu", max_new_tokens=8)
-    assert chosen.engine == "ct2 int8 (cpu)" and chosen.solve(APPLES).thoughts
+    assert chosen.engine == "ct2 int8_float32 (cpu)" and chosen.solve(APPLES).thoughts
     with pytest.raises(ValueError, match="unknown engine"):
         Student.from_pretrained(str(trained), None, engine="onnx")
     with pytest.raises(ValueError, match="runs on the CPU"):

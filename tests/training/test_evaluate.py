@@ -77,8 +77,11 @@ def test_run_writes_metrics_table_and_predictions(
         "--output_dir", str(out), "--max_new_tokens", "24", "--device", "cpu", "--engine", engine,
     ])  # fmt: skip
     report = json.loads((out / "metrics.json").read_text())
-    assert report["engine"] == engine
-    assert ("[CTranslate2 int8]" in report["label"]) == (engine == "ct2")
+    assert (
+        report["engine"]
+        == {"torch": "torch float32 (cpu)", "ct2": "ct2 int8_float32 (cpu)"}[engine]
+    )
+    assert ("[CTranslate2 int8_float32]" in report["label"]) == (engine == "ct2")
     result = report["datasets"]["mini"]
     assert result["problems"] == 2
     assert result["accuracy"]["pot"] == 100.0 and result["accuracy"]["majority"] == 100.0
