@@ -11,6 +11,7 @@ Outputs are not bit-identical to PyTorch's (int8 weights); the model card compar
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,12 +177,17 @@ def load_ct2(
     key = "\n".join(
         [_fingerprint(source), _fingerprint(adapter), quantization, ctranslate2.__version__]
     )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    folder = cache_dir() / "ct2" / f"{Path(source).name}-{quantization}-{digest}"
+    # One folder per (base, adapter path, quantization); its suffix changes with their files.
+    where = hashlib.sha256(f"{source}\n{adapter}".encode()).hexdigest()[:8]
+    prefix = f"{Path(source).name}-{where}-{quantization}-"
+    folder = cache_dir() / "ct2" / (prefix + hashlib.sha256(key.encode()).hexdigest()[:16])
     if not (folder / "model.bin").is_file():
         # fp32 and no $EOTD_QUANTIZE: the conversion quantizes
         loaded = load_model(source, adapter or "none", device="cpu", dtype="fp32", quantize="none")
         convert(loaded, folder, quantization)
+        for stale in folder.parent.glob(prefix + "*"):  # earlier files of the same model
+            if stale != folder and ".tmp" not in stale.name:
+                shutil.rmtree(stale, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(source)
     prepare_tokenizer(tokenizer)
     threads = requested_threads(threads) or available_cores()

@@ -124,15 +124,19 @@ def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     assert not list(first.folder.parent.glob("*.tmp*")), "no half-converted folder is left"
 
     changed = shutil.copytree(trained, tmp_path / "changed")
-    (changed / "generation_config.json").write_text('{"max_length": 64}')
     other = load_ct2(str(changed), None)
-    assert len(calls) == 2 and other.folder != first.folder
+    assert len(calls) == 2 and other.folder != first.folder  # another model (folder)
+    (changed / "generation_config.json").write_text('{"max_length": 64}')
+    edited = load_ct2(str(changed), None)
+    assert len(calls) == 3 and edited.folder != other.folder
+    assert not other.folder.exists() and first.folder.exists()  # the stale copy is pruned
+    other = edited
     floats = load_ct2(str(trained), None, quantization="float32")
-    assert len(calls) == 3 and floats.folder != first.folder and floats.dtype == "float32"
+    assert len(calls) == 4 and floats.folder != first.folder and floats.dtype == "float32"
     (changed / "README.md").write_text("a card")  # not a model file: the same conversion
     (changed / "eval").mkdir()
     (changed / "eval" / "metrics.json").write_text("{}")
-    assert load_ct2(str(changed), None).folder == other.folder and len(calls) == 3
+    assert load_ct2(str(changed), None).folder == other.folder and len(calls) == 4
 
 
 def test_a_failed_conversion_leaves_nothing_behind(
