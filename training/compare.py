@@ -64,9 +64,10 @@ def _answers(path: Path, vote_rule: str) -> dict[str, tuple[float, dict[str, flo
     problems, solutions = load_predictions(path)
     out = {}
     for problem, solution in zip(problems, solutions, strict=True):
-        answers = {t.thought: t.answer for t in solution.thoughts if t.sample == 0}
+        every = solution.answers()  # with k samples a thought's answer is its own vote, as in
+        answers = {t: vote(every, strategy=t).answer for t in THOUGHTS}  # training.evaluate
         strategy, order = STRATEGIES[vote_rule]
-        answers[vote_rule] = vote(solution.answers(), strategy=strategy, order=order).answer
+        answers[vote_rule] = vote(every, strategy=strategy, order=order).answer
         out[problem["id"]] = (float(problem["answer"]), answers)
     return out
 

@@ -73,3 +73,14 @@ def test_main_writes_reports_and_refuses_what_cannot_be_paired(tmp_path: Path) -
         main(["--a", str(tmp_path / "a"), "--b", str(tmp_path / "d")])
     with pytest.raises(ValueError, match="unknown vote"):
         main(["--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--vote", "best"])
+
+
+def test_with_k_samples_a_thought_answers_by_its_own_vote(tmp_path: Path) -> None:
+    sampled = _row("1", 9, 9, 5, 9)
+    sampled["thoughts"] += [
+        {"thought": "pot", "text": "...", "answer": 9, "status": "ok", "sample": s} for s in (1, 2)
+    ]  # PoT samples 5, 9, 9: its vote is 9 although the first sample says 5
+    a = _write(tmp_path / "a", [_row("1", 9, 9, 5, 9)])
+    b = _write(tmp_path / "b", [sampled])
+    pot = next(r for r in pair(a, b) if r.name == "pot")
+    assert (pot.accuracy_a, pot.accuracy_b, pot.only_b) == (0.0, 100.0, 1)
