@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 
 from eotd.ct2_engine import load_ct2
-from eotd.model_loading import available_cores, load_model, requested_threads
+from eotd.model_loading import load_model
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Student, combine
 from training.config import load_config
@@ -117,9 +117,7 @@ def bench(cfg: BenchConfig) -> list[dict]:
             "device": str(student.loaded.device),
             "gpu": torch.cuda.get_device_name() if student.loaded.device.type == "cuda" else None,
             "engine": student.engine,
-            "threads": (requested_threads(cfg.threads) or available_cores())
-            if variant == "ct2"
-            else torch.get_num_threads(),
+            "threads": student.loaded.threads if variant == "ct2" else torch.get_num_threads(),
             "adapter": student.loaded.adapter,
             "n": len(seconds),
             "p50_s": round(statistics.median(seconds), 3),

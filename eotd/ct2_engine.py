@@ -14,7 +14,7 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,11 @@ class CT2Model:
     base: str
     adapter: str | None
     folder: Path  # the converted model
+    threads: int  # CTranslate2's intra-op threads
+    end_ids: set[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.end_ids = set(end_token_ids(self.tokenizer))
 
     @property
     def device(self) -> torch.device:
@@ -68,8 +73,7 @@ class CT2Model:
         ``on_finish(row, tokens, ended)`` as soon as a row ends (see ``RowEnds``)."""
         k = settings.num_samples
         ids = [row for row in self.tokenizer(list(prompts))["input_ids"] for _ in range(k)]
-        ends = set(end_token_ids(self.tokenizer))
-        rows = _Rows(self.tokenizer, settings.stop_strings, ends, ids, on_finish)
+        rows = _Rows(self.tokenizer, settings.stop_strings, self.end_ids, ids, on_finish)
         sampling = (
             {"sampling_topk": settings.top_k, "sampling_topp": settings.top_p,
              "sampling_temperature": settings.temperature}
@@ -78,7 +82,7 @@ class CT2Model:
         self.generator.generate_batch(
             [self.tokenizer.convert_ids_to_tokens(row) for row in ids],
             max_length=settings.max_new_tokens,
-            end_token=sorted(ends),
+            end_token=sorted(self.end_ids),
             include_prompt_in_result=False,
             callback=rows.step,
             **sampling,
@@ -192,4 +196,4 @@ def load_ct2(
     prepare_tokenizer(tokenizer)
     threads = requested_threads(threads) or available_cores()
     generator = ctranslate2.Generator(str(folder), device="cpu", intra_threads=threads)
-    return CT2Model(generator, tokenizer, source, adapter, folder)
+    return CT2Model(generator, tokenizer, source, adapter, folder, threads)

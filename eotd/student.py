@@ -53,6 +53,8 @@ def resolve_engine(engine: str = "auto", device: str = "auto", base: str | None 
         return "torch"
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    if engine == "ct2" and resolve_device(device).type != "cpu":
+        raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
     return engine
 
 
@@ -72,8 +74,6 @@ def load_engine(
     if resolve_engine(engine, device, base) == "ct2":
         from eotd.ct2_engine import load_ct2
 
-        if resolve_device(device).type != "cpu":
-            raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
         return load_ct2(base, adapter, threads=threads)
     return load_model(base, adapter, device=device, dtype=dtype, threads=threads)
 
