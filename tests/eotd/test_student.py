@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from student_support import APPLES, EGGS, ROWS
 
+from eotd.ct2_engine import load_ct2
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student, combine, execute
 from training.tiny_model import make_tiny_student
@@ -94,15 +95,37 @@ def test_default_smollm2_answers_a_question_end_to_end() -> None:
     }  # fmt: skip
 
 
+NATALIA = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+    "May. How many clips did Natalia sell altogether in April and May?"
+)
+
+
+def _shipped(engine: str) -> Student:
+    """The shipped student (base + models/ adapter) on ``engine``: "torch" (float32),
+    "ct2-float32" or "ct2-int8"."""
+    if engine == "torch":
+        return Student.from_pretrained(device="cpu", engine="torch", dtype="fp32")
+    return Student(load_ct2(quantization=engine.removeprefix("ct2-")), GenerationSettings())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["torch", "ct2"])
+@pytest.mark.parametrize("engine", ["torch", "ct2-float32"])
 def test_the_shipped_student_solves_an_easy_question_all_three_ways(engine: str) -> None:
-    student = Student.from_pretrained(device="cpu", engine=engine)  # base + models/ adapter
+    """The float32 engines: the same answers on every CPU this project has run on (AMD EPYC with
+    AVX-512/BF16, Intel Xeon with AMX), unlike int8 (next test)."""
+    student = _shipped(engine)
     assert student.loaded.adapter is not None, "models/ must ship the trained adapter"
-    solution = student.solve(
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-        "in May. How many clips did Natalia sell altogether in April and May?"
-    )
+    solution = student.solve(NATALIA)
     assert [t.status for t in solution.thoughts] == ["answered", "ok", "solved"]
     assert [t.answer for t in solution.thoughts] == [72.0, 72.0, 72.0]
     assert solution.answer == 72.0 and all(t.finished for t in solution.thoughts)
+
+
+@pytest.mark.slow
+def test_the_int8_engine_stays_within_its_measured_tolerance() -> None:
+    """int8 kernels differ between CPUs (Natalia: [72, 72, 72] on Intel Xeon with AMX, [72, 168,
+    6] on AMD EPYC): its thoughts still run, and the chain of thought keeps the answer."""
+    solution = _shipped("ct2-int8").solve(NATALIA)
+    assert solution.thought("cot").answer == 72.0
+    assert all(t.finished and t.status != "error" for t in solution.thoughts)
