@@ -142,6 +142,7 @@ class Correction(Base):
     matches_gold: Mapped[bool | None] = mapped_column(Boolean)
     unsolved: Mapped[bool] = mapped_column(Boolean, default=False)
     annotator: Mapped[str] = mapped_column(String(128), index=True)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # added by 0003
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -164,6 +165,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     correction_id: Mapped[int] = mapped_column(ForeignKey("corrections.id"), index=True)
     reviewer: Mapped[str] = mapped_column(String(128))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # added by 0003
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -192,3 +194,38 @@ class CorrectionUse(Base):
         ForeignKey("model_versions.id"), primary_key=True, index=True
     )
     used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """An account of a self-hosted studio (or a Hugging Face user given a role); added by 0003.
+
+    ``name_key`` is the name case-folded: two accounts cannot differ only in case."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(16), default="local")  # "local" or "hf"
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One state change: who (and with which role, from where) did what to which row; written in
+    the same transaction as the change. Append-only (added by 0003)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    client: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -42,7 +42,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
+from db import audit
 from db import export as export_io
+from db.access import SYSTEM, Actor, as_actor
 from db.connection import WRITE, default_url, make_engine, sqlite_path
 from db.migrate import upgrade
 from db.models import (
@@ -51,6 +53,7 @@ from db.models import (
     REJECTED,
     THOUGHTS,
     WITHDRAWN,
+    AuditEntry,
     Correction,
     CorrectionUse,
     Export,
@@ -234,6 +237,14 @@ class Store:
         """Release every pooled connection."""
         self.engine.dispose()
 
+    def transaction(self, work: Callable[[Session], T], *, write: bool = True) -> T:
+        """Run ``work(session)`` in one transaction (for the store's sibling modules: accounts)."""
+        return self._run(work, write=write)
+
+    def audit_log(self, limit: int = 200, action: str | None = None) -> list[AuditEntry]:
+        """The newest audit rows first (see ``db.audit``)."""
+        return self._run(lambda s: audit.recent(s, limit, action), write=False)
+
     def _run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
         """Run ``work`` in one transaction, retrying it while the database is locked."""
         sessions = self._write if write else self._read
@@ -263,9 +274,12 @@ class Store:
         gold_answer: float | None = None,
         source: str | None = None,
         source_id: str | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> Problem:
         """The problem with this ``source``+``source_id`` (or, without an id, this question text),
-        created if new. A missing gold answer is filled in; a different one is an error.
+        created if new. A missing gold answer is filled in; a different one is an error. With an
+        ``actor`` (a person's upload), writing a gold answer leaves an audit row.
 
         Dataset problems are unique by constraint everywhere; typed-in questions are deduplicated
         under SQLite's single writer (on PostgreSQL two simultaneous adds may both insert)."""
@@ -291,15 +305,22 @@ class Store:
                     source_id=source_id,
                 )
                 s.add(problem)
+                gold_written = gold_answer is not None
             elif gold_answer is not None:
-                if problem.gold_answer is None:
+                gold_written = problem.gold_answer is None
+                if gold_written:
                     problem.gold_answer = gold_answer
                 elif not _same(problem.gold_answer, gold_answer):
                     raise ValueError(
                         f"problem #{problem.id} already has gold answer {problem.gold_answer:g}, "
                         f"not {gold_answer:g}"
                     )
+            else:
+                gold_written = False
             s.flush()
+            if actor is not None and gold_written:
+                audit.record(s, actor, "problem.gold", f"problem#{problem.id}", None,
+                             {"gold_answer": gold_answer})  # fmt: skip
             return problem
 
         try:
@@ -317,6 +338,8 @@ class Store:
         adapter_path: str | None = None,
         training_summary: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        *,
+        actor: Actor = SYSTEM,
     ) -> ModelVersion:
         """Record a trained student (not promoted yet)."""
 
@@ -333,20 +356,32 @@ class Store:
             )
             s.add(version)
             s.flush()
+            audit.record(
+                s,
+                actor,
+                "model.register",
+                f"model_version#{version.id}",
+                None,
+                {"name": name, "base_model": base_model, "adapter_path": adapter_path},
+            )
             return version
 
         return self._run(work)
 
-    def promote(self, version_id: int) -> ModelVersion:
+    def promote(self, version_id: int, *, actor: Actor = SYSTEM) -> ModelVersion:
         """Make ``version_id`` the one model the app serves (the previous one is demoted)."""
 
         def work(s: Session) -> ModelVersion:
             version = _get(s, ModelVersion, version_id)
+            before = None
             for other in s.scalars(select(ModelVersion).where(ModelVersion.promoted)):
                 other.promoted = False
+                before = {"promoted": other.name}
             version.promoted = True
             version.promoted_at = utcnow()
             s.flush()
+            audit.record(s, actor, "model.promote", f"model_version#{version.id}", before,
+                         {"promoted": version.name})  # fmt: skip
             return version
 
         return self._run(work)
@@ -400,7 +435,7 @@ class Store:
         self,
         thought: str,
         corrected_text: str,
-        annotator: str,
+        annotator: Actor | str,
         problem_id: int | None = None,
         generation_id: int | None = None,
         original_text: str | None = None,
@@ -411,11 +446,12 @@ class Store:
         Give the generation being corrected (its text and verdict become the "before") or the
         problem. A correction that does not solve raises :class:`CorrectionRejected` with the
         engine's message, unless ``allow_unsolved``: then it is kept, flagged ``unsolved``.
+        ``annotator``: the signed-in user, or a plain name for a local script.
         """
         _check_thought(thought)
-        annotator = annotator.strip()
-        if not annotator:
+        if isinstance(annotator, str) and not annotator.strip():
             raise ValueError("say who made the correction (annotator is empty)")
+        actor = as_actor(annotator)
         if not corrected_text.strip():
             raise ValueError("the corrected text is empty")
         if problem_id is None and generation_id is None:
@@ -459,12 +495,27 @@ class Store:
                 after_error=after.error,
                 matches_gold=_matches(after.answer, problem.gold_answer),
                 unsolved=not after.ok,
-                annotator=annotator,
+                annotator=actor.name,
+                annotator_id=actor.user_id,
                 status=PENDING,
             )
             correction.problem = problem
             s.add(correction)
             s.flush()
+            audit.record(
+                s,
+                actor,
+                "correction.save",
+                f"correction#{correction.id}",
+                None,
+                {
+                    "status": PENDING,
+                    "thought": thought,
+                    "answer": after.answer,
+                    "unsolved": correction.unsolved,
+                    "problem_id": problem_id,
+                },
+            )
             return correction
 
         return self._run(work)
@@ -482,7 +533,7 @@ class Store:
         return self._run(work, write=False)
 
     def review(
-        self, correction_id: int, reviewer: str, decision: str, note: str | None = None
+        self, correction_id: int, reviewer: Actor | str, decision: str, note: str | None = None
     ) -> Review:
         """Approve, reject or re-open (``"pending"``) a correction; see the state machine above."""
         if decision not in (APPROVED, REJECTED, PENDING):
@@ -491,14 +542,18 @@ class Store:
             )
         return self._decide(correction_id, reviewer, decision, note)
 
-    def withdraw(self, correction_id: int, annotator: str, note: str | None = None) -> Review:
+    def withdraw(
+        self, correction_id: int, annotator: Actor | str, note: str | None = None
+    ) -> Review:
         """The annotator takes back a pending or rejected correction (it stays on record)."""
         return self._decide(correction_id, annotator, WITHDRAWN, note)
 
-    def _decide(self, correction_id: int, who: str, decision: str, note: str | None) -> Review:
-        who = who.strip()
-        if not who:
+    def _decide(
+        self, correction_id: int, who: Actor | str, decision: str, note: str | None
+    ) -> Review:
+        if isinstance(who, str) and not who.strip():
             raise ReviewError("say who is reviewing (reviewer is empty)")
+        actor = as_actor(who)
         note = (note or "").strip() or None
 
         def work(s: Session) -> Review:
@@ -507,11 +562,20 @@ class Store:
             ).first()
             if correction is None:
                 raise ReviewError(f"there is no correction #{correction_id}")
-            _check_transition(s, correction, who, decision, note, self.allow_self_review)
-            review = Review(correction_id=correction_id, reviewer=who, decision=decision, note=note)
+            _check_transition(s, correction, actor, decision, note, self.allow_self_review)
+            review = Review(
+                correction_id=correction_id,
+                reviewer=actor.name,
+                reviewer_id=actor.user_id,
+                decision=decision,
+                note=note,
+            )
+            before = correction.status
             correction.status = decision
             s.add(review)
             s.flush()
+            audit.record(s, actor, f"correction.{decision}", f"correction#{correction_id}",
+                         {"status": before}, {"status": decision, "note": note})  # fmt: skip
             return review
 
         return self._run(work)
@@ -615,7 +679,9 @@ class Store:
 
     # ------------------------------------------------------------------- training and export
 
-    def mark_used(self, correction_ids: Iterable[int], model_version_id: int) -> int:
+    def mark_used(
+        self, correction_ids: Iterable[int], model_version_id: int, *, actor: Actor = SYSTEM
+    ) -> int:
         """Record that these approved corrections trained ``model_version_id``; returns how many
         were newly recorded."""
         ids = sorted(set(correction_ids))
@@ -646,6 +712,9 @@ class Store:
             s.add_all(
                 CorrectionUse(correction_id=c, model_version_id=model_version_id) for c in new
             )
+            if new:
+                audit.record(s, actor, "correction.use", f"model_version#{model_version_id}",
+                             None, {"correction_ids": new})  # fmt: skip
             return len(new)
 
         return self._run(work)
@@ -688,29 +757,33 @@ class Store:
         return self._run(work, write=False)
 
     def export(
-        self, out_dir: str | Path, by: str, correction_ids: Sequence[int] | None = None
+        self, out_dir: str | Path, by: Actor | str, correction_ids: Sequence[int] | None = None
     ) -> Export:
         """Write approved corrections (all, or these ids) to ``out_dir`` as a ``datasets`` Dataset,
         JSONL and Parquet with a dataset card, and record the export. ``out_dir`` must not exist
         or be empty: an export never overwrites another."""
-        if not by.strip():
+        if isinstance(by, str) and not by.strip():
             raise ValueError("say who is exporting (by is empty)")
+        actor = as_actor(by)
         rows = self.approved(correction_ids)
-        path = export_io.write_export(rows, Path(out_dir), by=by)
-        return self.record_export(by, str(path), [row["correction_id"] for row in rows])
+        path = export_io.write_export(rows, Path(out_dir), by=actor.name)
+        return self.record_export(actor, str(path), [row["correction_id"] for row in rows])
 
-    def record_export(self, by: str, location: str, correction_ids: list[int]) -> Export:
+    def record_export(self, by: Actor | str, location: str, correction_ids: list[int]) -> Export:
         """Record that these corrections went out to ``location`` (a folder, a repo URL)."""
+        actor = as_actor(by)
 
         def work(s: Session) -> Export:
             record = Export(
-                created_by=by,
+                created_by=actor.name,
                 path=location,
                 count=len(correction_ids),
                 correction_ids=correction_ids,
             )
             s.add(record)
             s.flush()
+            audit.record(s, actor, "export", f"export#{record.id}", None,
+                         {"count": len(correction_ids), "path": location})  # fmt: skip
             return record
 
         return self._run(work)
@@ -721,7 +794,7 @@ class Store:
             lambda s: list(s.scalars(select(Export).order_by(Export.id.desc()))), write=False
         )
 
-    def import_export(self, path: str | Path) -> ImportReport:
+    def import_export(self, path: str | Path, *, actor: Actor = SYSTEM) -> ImportReport:
         """Add the approved corrections of an export (ours or another store's), keeping their
         annotator, reviewer and times. Each is re-solved first and must give the exported
         answer. Corrections already here (same problem, thought, text, annotator) are skipped."""
@@ -741,7 +814,7 @@ class Store:
                 source=row["dataset"],
                 source_id=row["origin_id"] if row["dataset"] is not None else None,
             )
-            added = self._run(lambda s, r=row, p=problem, v=verdict: _import_row(s, r, p, v))
+            added = self._run(lambda s, r=row, p=problem, v=verdict: _import_row(s, r, p, v, actor))
             if added is None:
                 report.skipped += 1
             else:
@@ -820,18 +893,26 @@ def _conflicting_problem_ids(s: Session) -> list[int]:
     ]
 
 
+def wrote(actor: Actor, correction: Correction) -> bool:
+    """Whether ``actor`` wrote ``correction``: the same account, or (for rows or callers without
+    an account) the same name, ignoring case."""
+    if actor.user_id is not None and correction.annotator_id is not None:
+        return actor.user_id == correction.annotator_id
+    return actor.name.casefold() == correction.annotator.casefold()
+
+
 def _check_transition(
-    s: Session, correction: Correction, who: str, decision: str, note: str | None, self_ok: bool
+    s: Session, correction: Correction, who: Actor, decision: str, note: str | None, self_ok: bool
 ) -> None:
     """Raise :class:`ReviewError` unless ``who`` may move ``correction`` to ``decision``."""
     cid, current = correction.id, correction.status
-    if decision == WITHDRAWN and who != correction.annotator:
+    if decision == WITHDRAWN and not wrote(who, correction):
         raise ReviewError(
             f"only {correction.annotator}, who wrote correction #{cid}, can withdraw it"
         )
-    if decision != WITHDRAWN and who == correction.annotator and not self_ok:
+    if decision != WITHDRAWN and wrote(who, correction) and not self_ok:
         raise ReviewError(
-            f"{who} wrote correction #{cid} and cannot review it; ask another reviewer "
+            f"{who.name} wrote correction #{cid} and cannot review it; ask another reviewer "
             "(or set EOTD_ALLOW_SELF_REVIEW=1)"
         )
     if decision not in TRANSITIONS[current]:
@@ -862,7 +943,7 @@ def _check_transition(
 
 
 def _import_row(
-    s: Session, row: export_io.ExportRow, problem: Problem, verdict: Verdict
+    s: Session, row: export_io.ExportRow, problem: Problem, verdict: Verdict, actor: Actor
 ) -> int | None:
     """Insert one exported row as an approved correction; None if it is already here."""
     duplicate = s.scalar(
@@ -900,4 +981,6 @@ def _import_row(
             created_at=datetime.fromisoformat(row["reviewed_at"]),
         )
     )
+    audit.record(s, actor, "correction.import", f"correction#{correction.id}", None,
+                 {"status": APPROVED, "row": row["id"]})  # fmt: skip
     return correction.id

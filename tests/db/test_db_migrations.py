@@ -89,7 +89,7 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     assert "correction_uses" not in inspect(engine).get_table_names()
 
     store = Store(url)  # upgrades to head, as the app does at start
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     stats = store.stats()
     assert (stats.problems, stats.generations, stats.corrections, stats.exports) == (n, n, n, 1)
     assert stats.by_status["approved"] == stats.by_status["pending"] == n // 2
@@ -112,7 +112,7 @@ def test_head_schema_matches_the_models(tmp_path: Path):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     upgrade(url)  # a second upgrade is a no-op
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_processes_starting_together_upgrade_once(tmp_path: Path):
@@ -126,4 +126,4 @@ def test_processes_starting_together_upgrade_once(tmp_path: Path):
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     store = Store(url)
-    assert (current_revision(store.engine), store.stats().problems) == ("0002", 1)
+    assert (current_revision(store.engine), store.stats().problems) == ("0003", 1)
