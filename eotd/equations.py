@@ -17,6 +17,7 @@ STATUSES = (
     "no_goal",
     "non_numeric",
     "timeout",
+    "unavailable",
 )
 
 
@@ -63,6 +64,8 @@ def solve_equations(text: str, timeout: float = 5.0) -> EquationResult:
         return EquationResult("parse_error", error="the expressions are nested too deeply")
 
     outcome = run_in_sandbox(solve_system, system.equations, system.goal, timeout=timeout)
+    if outcome.status in ("busy", "refused"):  # the sandbox did not run the solver
+        return EquationResult("unavailable", error=outcome.error, repairs=system.repairs)
     if outcome.status != "ok":
         if outcome.status == "timeout":
             message = f"solving took longer than {timeout:g} s; simplify the system"

@@ -13,7 +13,8 @@ returns. Three walls stand between the program and the machine:
    the allowed modules holding just :data:`MODULE_EXPORTS` (``fractions.sys`` is not there);
    shared state the program could reach (the decimal context, library classes) is reset after
    every run, so one program cannot change the next one's results;
-3. the worker's rlimits, seccomp filter and the parent's wall-clock kill (:mod:`eotd.sandbox`).
+3. the worker's confinement (an unprivileged user, rlimits, Landlock, a seccomp filter) and the
+   parent's wall-clock kill (:mod:`eotd.sandbox`).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ STATUSES = (
     "timeout",
     "memory_error",
     "no_answer",
+    "unavailable",
 )
 
 
@@ -124,7 +126,8 @@ class ProgramResult:
 
     ``status`` is one of :data:`STATUSES`; ``answer`` is the float answer when ``ok``; ``error`` a
     sentence naming the problem (and its line when known, also in ``line``, 1-based);
-    ``stdout`` what the program printed (capped).
+    ``stdout`` what the program printed (capped). ``unavailable``: the sandbox did not run the
+    program (all workers busy, or not confined as required); ``error`` says which.
     """
 
     status: str
@@ -396,4 +399,6 @@ def run_program(code: str, timeout: float = 5.0) -> ProgramResult:
     if outcome.status == "memory_error":
         error = f"the program ran out of memory ({MEMORY_MB} MB)"
         return ProgramResult("memory_error", error=error, stdout=outcome.stdout)
+    if outcome.status in ("busy", "refused"):
+        return ProgramResult("unavailable", error=outcome.error)
     return ProgramResult("runtime_error", error=outcome.error, stdout=outcome.stdout)

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
+import importlib
+import logging
+import math
 import os
+import pickle
 import resource
+import shutil
 import signal
 import socket
+import stat
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import eotd.sandbox.pool as pool_module
 from eotd import sandbox
-from eotd.sandbox import run_in_sandbox
+from eotd.program import execute_program, run_program
+from eotd.sandbox import SandboxPool, run_in_sandbox
+from eotd.sandbox.wire import frame
 
 MARGIN = 3.0  # seconds of slack on a shared, busy 2-core machine
 
@@ -104,6 +118,86 @@ def sleep_then(value: int, seconds: float) -> int:
     return value
 
 
+@dataclass
+class Point:
+    x: float
+    label: str | None
+
+
+def typed() -> tuple[str, float | None, dict[str, float], list[Point]]:
+    return "ok", 2, {"x": 1.5}, [Point(1, None)]
+
+
+# Stand-ins for a program that escaped the static check: trusted code, run in a locked-down
+# worker exactly as an escaped program would run there.
+
+
+def identity() -> tuple[int, int, list[int]]:
+    return os.getuid(), os.getgid(), os.getgroups()
+
+
+def lazy_import(name: str) -> str:
+    return importlib.import_module(name).__name__
+
+
+def read(path: str) -> str:
+    return Path(path).read_text()
+
+
+def read_parent_environ() -> str:
+    return read(f"/proc/{os.getppid()}/environ")
+
+
+def list_fds(pid: int) -> list[str]:
+    return os.listdir(f"/proc/{pid}/fd")
+
+
+SYSCALLS = {  # from the kernel's unistd headers
+    "x86_64": {"pidfd_open": 434, "pidfd_getfd": 438, "process_vm_readv": 310},
+    "aarch64": {"pidfd_open": 434, "pidfd_getfd": 438, "process_vm_readv": 270},
+}
+SYSCALLS["x86_64"] |= {"process_vm_writev": 311, "kcmp": 312, "ptrace": 101, "prctl": 157}
+SYSCALLS["aarch64"] |= {"process_vm_writev": 271, "kcmp": 272, "ptrace": 117, "prctl": 167}
+
+
+def errno_of(name: str) -> int:
+    """Make syscall ``name`` against the zygote (the worker's parent): its errno, 0 if it worked."""
+    target = os.getppid()
+    args = {
+        "pidfd_open": (target, 0),
+        "pidfd_getfd": (-1, 0, 0),  # no pidfd to give: EBADF, unless the call itself is denied
+        "process_vm_readv": (target, 0, 0, 0, 0, 0),
+        "process_vm_writev": (target, 0, 0, 0, 0, 0),
+        "kcmp": (target, os.getpid(), 0, 0, 0),  # KCMP_FILE
+        "ptrace": (16, target, 0, 0),  # PTRACE_ATTACH
+        "prctl": (4, 1, 0, 0, 0),  # PR_SET_DUMPABLE back to 1
+    }[name]
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = SYSCALLS[os.uname().machine][name]
+    result = libc.syscall(ctypes.c_long(number), *(ctypes.c_long(arg) for arg in args))
+    return ctypes.get_errno() if result == -1 else 0
+
+
+def send_raw(data: bytes) -> None:
+    """Write ``data`` to the socket to the parent, ahead of the worker's own reply."""
+    for fd in range(3, sandbox.OPEN_FILES):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, data)
+                return
+    raise AssertionError("no socket to the parent")
+
+
+class Trap:
+    """Unpickling this makes directory ``path``: code run by the receiver of a pickle."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.path,)
+
+
 # Helpers. ------------------------------------------------------------------------------------
 
 
@@ -149,6 +243,15 @@ def test_ok_returns_value_and_captured_stdout():
     assert outcome.stdout == "echo {'a': [1, 2.5]}\n"
     assert outcome.error is None
     assert outcome.to_dict()["value"] == {"a": [1, 2.5]}
+
+
+def test_values_come_back_as_json_data_of_the_annotated_types():
+    assert run_in_sandbox(typed).value == ("ok", 2.0, {"x": 1.5}, [Point(1.0, None)])
+    assert isinstance(run_in_sandbox(typed).value[1], float)
+    assert run_in_sandbox(echo, (1, "a")).value == [1, "a"]  # unannotated: plain JSON data
+    assert run_in_sandbox(echo, math.inf).value == math.inf
+    assert run_in_sandbox(echo, -math.inf).value == -math.inf
+    assert math.isnan(run_in_sandbox(echo, math.nan).value)
 
 
 def test_runs_in_another_process():
@@ -217,11 +320,18 @@ def test_unpicklable_function_is_refused_in_the_caller():
         run_in_sandbox(lambda: 1)
 
 
-def test_unpicklable_result_is_an_error_not_a_crash():
+def test_a_result_that_is_not_json_data_is_an_error_not_a_crash():
     outcome = run_in_sandbox(make_lambda)
     assert outcome.status == "error"
     assert "cannot be sent back" in outcome.error
     assert run_in_sandbox(echo, 3).value == 3
+
+
+def test_a_result_over_the_reply_cap_is_an_error_not_a_crash():
+    outcome = run_in_sandbox(echo, "z" * sandbox.MAX_REPLY_BYTES)
+    assert outcome.status == "error"
+    assert "cannot be sent back" in outcome.error
+    assert run_in_sandbox(echo, 4).value == 4
 
 
 def test_stdout_is_capped():
@@ -271,6 +381,60 @@ def test_worker_cannot_open_sockets_or_signal_other_processes():
     assert run_in_sandbox(signal_parent).exc_type == "PermissionError"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the app runs as root here")
+def test_a_worker_of_a_root_app_runs_as_nobody():
+    assert run_in_sandbox(identity).value == (sandbox.NOBODY_UID, sandbox.NOBODY_UID, [])
+
+
+def test_a_worker_still_imports_lazily_after_its_lock_down():
+    # here the interpreter lives under a 0700 /root: nobody reaches it only through the anchors
+    for name in ("xml.dom.minidom", "csv"):  # a package not preloaded; one with a C extension
+        assert run_in_sandbox(lazy_import, name).value == name
+
+
+def test_worker_cannot_read_the_environment_or_descriptors_of_the_app_or_zygote():
+    app = os.getpid()
+    for task, args in ((read_parent_environ, ()), (read, (f"/proc/{app}/environ",))):
+        outcome = run_in_sandbox(task, *args)
+        assert outcome.exc_type == "PermissionError", outcome
+    assert run_in_sandbox(list_fds, app).exc_type == "PermissionError"
+    assert run_in_sandbox(read, f"/proc/{app}/mem").exc_type == "PermissionError"
+
+
+def test_worker_cannot_read_a_0600_file_of_the_apps_user():
+    folder = tempfile.mkdtemp(dir="/tmp")  # reachable by anyone: only the file's mode guards it
+    try:
+        os.chmod(folder, 0o755)
+        secret = Path(folder, "eotd.sqlite3")
+        secret.write_text("the store")
+        secret.chmod(0o600)
+        outcome = run_in_sandbox(read, str(secret))
+        assert outcome.exc_type == "PermissionError"
+        assert "the store" not in str(outcome)
+    finally:
+        shutil.rmtree(folder)
+
+
+def landlock_abi() -> int:
+    return ctypes.CDLL(None, use_errno=True).syscall(444, None, 0, 1)
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="the kernel has no Landlock")
+def test_with_landlock_a_worker_reads_only_the_import_path():
+    assert run_in_sandbox(read, f"/proc/{os.getpid()}/cmdline").exc_type == "PermissionError"
+    assert run_in_sandbox(read, "/etc/passwd").exc_type == "PermissionError"
+    readme = Path(pool_module._PROJECT_ROOT, "README.md")  # in the project, not a module
+    assert run_in_sandbox(read, str(readme)).exc_type == "PermissionError"
+    assert "def vote" in run_in_sandbox(read, sys.modules["eotd.vote"].__file__).value
+
+
+@pytest.mark.parametrize("name", sorted(SYSCALLS["x86_64"]))
+def test_worker_cannot_reach_into_other_processes(name):
+    if os.uname().machine not in SYSCALLS:
+        pytest.skip("no seccomp filter on this machine")
+    assert run_in_sandbox(errno_of, name).value == errno.EPERM
+
+
 def test_worker_environment_holds_no_secrets(monkeypatch):
     monkeypatch.setenv("EOTD_TEST_SECRET", "s3cret")
     sandbox.shutdown()  # fresh workers, started while the secret is set
@@ -284,6 +448,120 @@ def test_workers_are_preloaded_and_do_not_carry_the_parents_modules():
     assert "sympy" in modules
     assert "eotd.program" in modules
     assert not any(name == "torch" or name.startswith("torch.") for name in modules)
+
+
+# Replies: data only. --------------------------------------------------------------------------
+
+
+def test_a_pickle_reply_is_refused_and_runs_nothing_in_the_parent(tmp_path):
+    control, marker = tmp_path / "control", tmp_path / "marker"
+    pickle.loads(pickle.dumps(Trap(str(control))))  # the payload is live: unpickled, it runs
+    assert control.is_dir()
+    outcome = run_in_sandbox(send_raw, frame(pickle.dumps(Trap(str(marker)))))
+    assert outcome.status == "crashed"
+    assert "malformed reply" in outcome.error
+    assert not marker.exists()
+    assert run_in_sandbox(echo, "after", timeout=30).value == "after"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"\x80\x04not JSON at all",
+        b'{"status": "ok", "value": null, "error": null, "exc_type": null}',  # no stdout
+        b'{"status": "ok", "value": null, "error": null, "exc_type": null, "stdout": "", "x": 1}',
+        b'{"status": "pwned", "value": null, "error": null, "exc_type": null, "stdout": ""}',
+        b'{"status": "ok", "value": "not None", "error": null, "exc_type": null, "stdout": ""}',
+        b'{"status": "ok", "value": 1e999, "error": null, "exc_type": null, "stdout": ""}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["binary", "missing-key", "extra-key", "status", "value-type", "out-of-range", "deep"],
+)
+def test_a_reply_that_is_not_the_expected_json_is_refused(reply, caplog):
+    with caplog.at_level(logging.WARNING, logger="eotd.sandbox"):
+        outcome = run_in_sandbox(send_raw, frame(reply))  # send_raw returns None
+    assert outcome.status == "crashed"
+    assert "malformed reply" in outcome.error
+    assert "malformed reply" in caplog.text
+    assert run_in_sandbox(echo, 5, timeout=30).value == 5
+
+
+def test_an_oversized_reply_is_refused_before_it_is_read():
+    started = time.monotonic()
+    outcome = run_in_sandbox(send_raw, struct.pack("!Q", 1 << 40))
+    assert outcome.status == "crashed"
+    assert "limit" in outcome.error
+    assert time.monotonic() - started < MARGIN
+
+
+# Seccomp required. ---------------------------------------------------------------------------
+
+NO_SECCOMP_BOOT = (  # a zygote whose workers cannot install their filter, as on a bare kernel
+    "import sys\n"
+    "from eotd.sandbox import policy, zygote\n"
+    "def unavailable():\n"
+    "    raise OSError(38, 'seccomp is not available (simulated)')\n"
+    "policy._install_seccomp = unavailable\n"
+    "zygote.main(int(sys.argv[1]))\n"
+)
+
+
+def test_without_seccomp_programs_are_refused_unless_allowed(monkeypatch, caplog):
+    monkeypatch.setattr(pool_module, "_BOOT", NO_SECCOMP_BOOT)
+    pool = SandboxPool(1)
+    monkeypatch.setattr(pool_module, "_POOL", pool)  # what run_program uses
+    try:
+        with caplog.at_level(logging.WARNING, logger="eotd.sandbox"):
+            outcome = pool.run(execute_program, "ans = 1", timeout=30)
+            result = run_program("ans = 1")
+        assert outcome.status == "refused"
+        assert "seccomp" in outcome.error and "EOTD_SANDBOX_ALLOW_NO_SECCOMP=1" in outcome.error
+        assert (result.status, result.error) == ("unavailable", outcome.error)
+        assert "seccomp is not available (simulated)" in caplog.text
+        pool.allow_no_seccomp = True
+        assert pool.run(execute_program, "ans = 1").value == ("ok", 1.0, None, None)
+        assert pool.run(errno_of, "pidfd_open").value == 0  # the filter is really missing
+    finally:
+        pool.shutdown()
+
+
+def test_pool_settings_come_from_the_environment(monkeypatch):
+    for name in ("EOTD_SANDBOX_WAIT", "EOTD_SANDBOX_ALLOW_NO_SECCOMP"):
+        monkeypatch.delenv(name, raising=False)
+    default = SandboxPool.from_env()
+    assert (default.wait, default.allow_no_seccomp) == (pool_module.DEFAULT_WAIT, False)
+    monkeypatch.setenv("EOTD_SANDBOX_WORKERS", "3")
+    monkeypatch.setenv("EOTD_SANDBOX_WAIT", "2.5")
+    monkeypatch.setenv("EOTD_SANDBOX_ALLOW_NO_SECCOMP", "1")
+    pool = SandboxPool.from_env()
+    assert (pool.size, pool.wait, pool.allow_no_seccomp) == (3, 2.5, True)
+
+
+# The pool's limits. --------------------------------------------------------------------------
+
+
+def test_a_full_pool_answers_busy_and_frees_its_worker_at_the_timeout():
+    pool = SandboxPool(1, wait=0.3)
+    try:
+        pool.warm_up()
+        held: list[sandbox.SandboxOutcome] = []
+        holder = threading.Thread(target=lambda: held.append(pool.run(spin, timeout=2.0)))
+        holder.start()
+        deadline = time.monotonic() + 10
+        while pool._idle and time.monotonic() < deadline:  # until the endless program has it
+            time.sleep(0.01)
+        started = time.monotonic()
+        busy = pool.run(echo, 1)
+        assert busy.status == "busy"
+        assert "try again" in busy.error
+        assert time.monotonic() - started < 0.3 + MARGIN
+        pool.wait = 10.0  # a caller willing to wait gets the replacement once the timeout hits
+        assert pool.run(echo, 2).value == 2
+        assert time.monotonic() - started < 2.0 + MARGIN
+        holder.join()
+        assert held[0].status == "timeout"
+    finally:
+        pool.shutdown()
 
 
 # Concurrency and process hygiene. -----------------------------------------------------------
@@ -359,7 +637,7 @@ def test_workers_exit_when_their_parent_is_killed():
         "print(*sandbox._POOL.pids(), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    root = str(Path(sandbox.__file__).resolve().parents[1])
+    root = pool_module._PROJECT_ROOT
     env = {**os.environ, "PYTHONPATH": root}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.returncode == -signal.SIGKILL
