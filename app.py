@@ -4,6 +4,9 @@
 
 Without ``--model`` the app serves the promoted model version of the store, or the default
 student (SmolLM2-135M-Instruct with the adapter shipped in ``models/``).
+
+Who may do what follows ``studio.identity``: with no accounts on 127.0.0.1 you are the admin;
+with accounts (``python -m db.users add``) people sign in; on a Space, with Hugging Face OAuth.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 from db.backup import open_store_with_backups
 from studio.handlers import Studio
+from studio.identity import Access
 from studio.ui import build_app, launch
 from training.config import load_config
 
@@ -36,6 +40,8 @@ class AppConfig:
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(AppConfig, argv)
     store, _backups = open_store_with_backups(cfg.db_url or None)  # backups: see db/README.md
+    access = Access.detect(store, cfg.host or None)
+    print(f"sign-in mode: {access.mode.value} (see studio/identity.py)", file=sys.stderr)
     studio = Studio(
         store,
         base=cfg.model or None,
@@ -43,12 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         max_new_tokens=cfg.max_new_tokens,
         max_batch=cfg.max_batch,
         engine=cfg.engine,
+        access=access,
     )
     if cfg.preload:
         info = studio.model_info()
         print(f"serving {info.name} (base {info.base}, adapter {info.adapter})", file=sys.stderr)
     demo = build_app(studio)
-    launch(demo, server_name=cfg.host or None, server_port=cfg.port or None)
+    launch(demo, studio, server_name=cfg.host or None, server_port=cfg.port or None)
 
 
 if __name__ == "__main__":

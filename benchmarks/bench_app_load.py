@@ -67,7 +67,7 @@ def run(cfg: LoadConfig) -> dict:
     store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
     studio = Studio(store, _student(cfg, folder), eval_sets=eval_sets, max_batch=cfg.max_batch)
     demo = build_app(studio)
-    url = launch_local(demo)
+    url = launch_local(demo, studio)
     questions = [p.question for p in eval_sets.sample("svamp", cfg.clients, seed=1)]
     try:
         _solve(url, "Warm up: 1 apple and 1 pear, how many fruits?")

@@ -8,13 +8,14 @@ one batched call; every thought is recorded as a generation so corrections link 
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from db import Store
+from db.access import Actor
 from eotd import same_answer
 from eotd.prompts import THOUGHTS
 from studio.solving import (
@@ -28,7 +29,8 @@ from studio.solving import (
     view_of,
 )
 
-MAX_POOL = 1000
+MAX_POOL = 1000  # rows read from an upload
+MAX_POOL_BYTES = 1_000_000  # an upload's size (the app's max_file_size too)
 
 
 @dataclass
@@ -84,15 +86,17 @@ def rank(
     store: Store,
     problems: Sequence[ProblemRef],
     model_version_id: int | None = None,
+    actor: Actor | None = None,
 ) -> list[Ranked]:
-    """Answer ``problems`` in one batch, record every thought, and sort most-unsure first."""
+    """Answer ``problems`` in one batch, record every thought, and sort most-unsure first.
+    Gold answers that ``actor`` brings (an upload) are audited as theirs."""
     if not problems:
         raise InputError("The pool is empty: choose an evaluation set or upload problems.")
     solutions = solve_batch([p.question for p in problems])
     ranked = []
     for problem, solution in zip(problems, solutions, strict=True):
         state = SolveState(
-            store_problem(store, problem), problem, model_version_id=model_version_id
+            store_problem(store, problem, actor), problem, model_version_id=model_version_id
         )
         for result in solution.thoughts:
             if result.sample == 0:
@@ -103,33 +107,44 @@ def rank(
     return ranked
 
 
-def read_pool(path: str | Path, source: str = "upload") -> list[ProblemRef]:
-    """Problems from an uploaded JSONL or CSV file: a ``question`` and optionally an ``answer``
-    (gold) per row. Raises :class:`InputError` naming the first bad row. Uploaded problems are
-    stored by their text (the same question uploaded twice is one problem)."""
+def read_pool(path: str | Path, source: str = "upload", limit: int = MAX_POOL) -> list[ProblemRef]:
+    """The first ``limit`` problems of an uploaded JSONL or CSV file: a ``question`` and
+    optionally an ``answer`` (gold) per row. Rows are checked as they are read (a file over
+    ``MAX_POOL_BYTES`` is refused unread); raises :class:`InputError` naming the first bad row.
+    Uploaded problems are stored by their text (the same question uploaded twice is one)."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".json"):
+        raise InputError(f"{path.name}: upload a .jsonl or .csv file")
+    if path.stat().st_size > MAX_POOL_BYTES:
+        raise InputError(f"{path.name} is over {MAX_POOL_BYTES // 1000:,} kB; upload fewer rows")
+    problems: list[ProblemRef] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as f:
+            for number, row in _rows(f, suffix, path.name):
+                problems.append(_pool_problem(row, number, path.name, source))
+                if len(problems) >= min(limit, MAX_POOL):
+                    break
     except UnicodeDecodeError:
         raise InputError(f"{path.name} is not UTF-8 text; upload a JSONL or CSV file") from None
-    if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if rows and "question" not in rows[0]:
-            raise InputError(f"{path.name}: the CSV needs a 'question' column")
-        numbered = list(enumerate(rows, start=2))
-    elif path.suffix.lower() in (".jsonl", ".json"):
-        numbered = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    numbered.append((number, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path.name} line {number}: not JSON ({exc.msg})") from None
-    else:
-        raise InputError(f"{path.name}: upload a .jsonl or .csv file")
-    if len(numbered) > MAX_POOL:
-        raise InputError(f"{path.name} has {len(numbered)} problems; the limit is {MAX_POOL}")
-    return [_pool_problem(row, number, path.name, source) for number, row in numbered]
+    return problems
+
+
+def _rows(f: TextIO, suffix: str, name: str) -> Iterator[tuple[int, object]]:
+    """(line number, row) of a CSV or JSONL file, read lazily."""
+    if suffix == ".csv":
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and "question" not in reader.fieldnames:
+            raise InputError(f"{name}: the CSV needs a 'question' column")
+        for number, row in enumerate(reader, start=2):
+            yield number, row
+        return
+    for number, line in enumerate(f, start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{name} line {number}: not JSON ({exc.msg})") from None
 
 
 def _pool_problem(row: object, number: int, name: str, source: str) -> ProblemRef:

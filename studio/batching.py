@@ -81,6 +81,23 @@ class Batcher:
             raise request.error
         yield from request.results
 
+    def solutions(self, student: Any, questions: list[str]) -> list:
+        """Solve many questions (a ranking) in batches of ``max_batch``, taking the model only
+        when no solve is waiting for it, so visitors' solves go between the batches."""
+        out: list = []
+        for start in range(0, len(questions), self.max_batch):
+            with self._cond:
+                while self._busy or self._waiting:
+                    self._cond.wait()
+                self._busy = True
+            try:
+                out += self._batch(student, questions[start : start + self.max_batch])
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        return out
+
     def _run(self, student: Any, batch: list[_Request]) -> None:
         try:
             solutions = self._batch(student, [r.question for r in batch])

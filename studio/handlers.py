@@ -2,14 +2,19 @@
 
 :class:`Studio` owns the store, the evaluation sets and the one loaded student. The student is
 loaded once (the promoted model version when there is one, else the configured base + adapter)
-and replaced only when someone switches the model version.
+and replaced only when an admin switches the model version.
+
+Every method takes the acting user (:meth:`Studio.actor` resolves it from the request's session)
+and checks the user's role before it does anything (``db.access``), so the UI, the named API, a
+client library and a raw queue call all meet the same guard; each state change is audited by the
+store in the same transaction.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +24,16 @@ from typing import Any
 import pandas as pd
 
 from db import APPROVED, REJECTED, Correction, ModelVersion, Review, Store
+from db import audit as audit_log
+from db.access import Actor, require
 from db.connection import data_dir
 from db.models import STATUSES
 from eotd.prompts import THOUGHTS
 from studio import active, queries
 from studio.batching import Batcher
 from studio.examples import EvalSets
+from studio.identity import Access, Mode
+from studio.limits import RateLimiter
 from studio.solving import (
     InputError,
     ProblemRef,
@@ -37,6 +46,9 @@ from studio.solving import (
 )
 
 MAX_THOUGHT_CHARS = 10_000
+MAX_NOTE_CHARS = 2_000
+MAX_RANK = 64  # problems ranked in one request
+EXPORT_ZIPS_KEEP_S = 3600  # an export's zip stays downloadable this long
 DECISIONS = {"approve": APPROVED, "approved": APPROVED, "reject": REJECTED, "rejected": REJECTED}
 
 
@@ -92,8 +104,15 @@ class Studio:
         timeout: float = 5.0,
         max_batch: int = 16,
         engine: str = "auto",
+        access: Access | None = None,
+        limits: RateLimiter | None = None,
     ) -> None:
         self.store = store
+        self.access = access or Access()
+        if self.access.mode is Mode.LOCAL:  # one person, who reviews their own corrections
+            store.allow_self_review = True
+            limits = limits or RateLimiter({})
+        self.limits = limits or RateLimiter()
         self.engine = engine
         self.eval_sets = eval_sets or EvalSets()
         self.export_dir = Path(export_dir) if export_dir else data_dir() / "exports"
@@ -107,6 +126,15 @@ class Studio:
             self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
         self._lock = threading.Lock()
         self.batcher = Batcher(write_thoughts, write_batch, max_batch)
+
+    def actor(self, request: Any | None) -> Actor:
+        """The acting user of a ``gr.Request`` (see ``studio.identity``)."""
+        return self.access.actor(self.store, request)
+
+    def _allow(self, actor: Actor, action: str) -> None:
+        """The role check, then the rate limit, of ``actor`` doing ``action``."""
+        require(actor, action)
+        self.limits.hit(actor.key, action)
 
     # ------------------------------------------------------------------------------ model
 
@@ -139,27 +167,36 @@ class Studio:
         assert self._info is not None
         return self._info
 
-    def switch_model(self, version_id: int) -> ModelInfo:
+    def switch_model(self, actor: Actor, version_id: int) -> ModelInfo:
         """Serve the registered model version ``version_id`` from now on (not promoted)."""
+        require(actor, "serve_model")
         version = next((v for v in self.store.model_versions() if v.id == version_id), None)
         if version is None:
             raise InputError(f"there is no model version #{version_id}")
         student = self.load_student(version.base_model, version.adapter_path)
+        before = self.model_info().name
         with self._lock:
             self._student = student
             self._info = ModelInfo(version.name, version.base_model, version.adapter_path, version)
+        self.store.transaction(
+            lambda s: audit_log.record(s, actor, "model.serve", f"model_version#{version.id}",
+                                       {"served": before}, {"served": version.name})
+        )  # fmt: skip
         return self._info
 
-    def promote(self, version_id: int) -> ModelVersion:
+    def promote(self, actor: Actor, version_id: int) -> ModelVersion:
         """Make ``version_id`` the version the app loads at start."""
-        return self.store.promote(version_id)
+        require(actor, "promote_model")
+        return self.store.promote(version_id, actor=actor)
 
     # ------------------------------------------------------------------------------ solve
 
-    def solve(self, question: str | None) -> Iterator[SolveState]:
+    def solve(self, actor: Actor, question: str | None) -> Iterator[SolveState]:
         """Solve ``question`` with all three thoughts; yield the state when the problem is
         stored, after each thought and with the vote. Every thought is recorded."""
-        problem = self.eval_sets.lookup(check_question(question))
+        question = check_question(question)
+        self._allow(actor, "solve")
+        problem = self.eval_sets.lookup(question)
         student = self.student()
         info = self.model_info()
         state = SolveState(
@@ -172,37 +209,32 @@ class Studio:
         thoughts = self.batcher.thoughts(student, problem.question)
         yield from stream_solve(thoughts, self.store, state)
 
-    def check(self, thought: str, text: str | None) -> ThoughtView:
+    def check(self, actor: Actor, thought: str, text: str | None) -> ThoughtView:
         """Run the engine on a (corrected) thought: values and answer, or the error and line."""
-        text = text or ""
-        if thought not in THOUGHTS:
-            raise InputError(f"unknown thought {thought!r}; use one of {', '.join(THOUGHTS)}")
-        if not text.strip():
-            raise InputError("Nothing to check: the text is empty.")
-        if len(text) > MAX_THOUGHT_CHARS:
-            raise InputError(f"The text is over {MAX_THOUGHT_CHARS:,} characters; shorten it.")
+        text = _thought_text(thought, text)
+        self._allow(actor, "check")
         return examine(thought, text, self.timeout)
 
     # ------------------------------------------------------------------------- correcting
 
     def save_correction(
         self,
+        actor: Actor,
         problem_id: int,
         thought: str,
         corrected_text: str,
-        annotator: str,
         generation_id: int | None = None,
         allow_unsolved: bool = False,
     ) -> Correction:
-        """Store a correction (re-solved by the store; raises ``CorrectionRejected`` when it does
-        not solve unless ``allow_unsolved``)."""
-        self.check(thought, corrected_text)
-        if not (annotator or "").strip():
-            raise InputError("Type your name as annotator before saving.")
+        """Store a correction by ``actor`` (solved once, by the store; raises
+        ``CorrectionRejected`` when it does not solve unless ``allow_unsolved``)."""
+        corrected_text = _thought_text(thought, corrected_text)
+        require(actor, "save_correction")
+        self.limits.hit(actor.key, "save_correction")
         return self.store.add_correction(
             thought,
             corrected_text,
-            annotator,
+            actor,
             problem_id=problem_id,
             generation_id=generation_id,
             allow_unsolved=allow_unsolved,
@@ -210,15 +242,16 @@ class Studio:
 
     def correct(
         self,
+        actor: Actor,
         state: SolveState | None,
         thought: str,
         text: str,
-        annotator: str,
         allow_unsolved: bool = False,
         accept: bool = False,
     ) -> Correction:
         """Save an edit of the student's ``thought`` in a finished solve, or with ``accept`` the
         thought exactly as the student wrote it. Unsaved or unchanged text is never a correction."""
+        require(actor, "save_correction")
         if state is None or not state.done:
             raise InputError("Solve a question first (Solve or Active learning tab).")
         view = state.thoughts.get(thought)
@@ -230,40 +263,49 @@ class Studio:
         elif (text or "").strip() == original.strip():
             raise InputError("The text is unchanged: edit it, or 'Accept as is' if it is right.")
         return self.save_correction(
+            actor,
             state.problem_id,
             thought,
             text,
-            annotator,
             view.generation_id if view else None,
             allow_unsolved,
         )
 
     def review(
-        self, correction_id: int, reviewer: str, decision: str, note: str | None = None
+        self, actor: Actor, correction_id: int, decision: str, note: str | None = None
     ) -> Review:
-        """Approve or reject a correction (or re-open it with decision ``"pending"``)."""
-        if not (reviewer or "").strip():
-            raise InputError("Type your name as reviewer first.")
-        return self.store.review(
-            int(correction_id), reviewer, DECISIONS.get(decision, decision), note
-        )
+        """Approve or reject a correction (or re-open it with decision ``"pending"``); never
+        one's own (the store compares accounts)."""
+        require(actor, "review")
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise InputError(f"The note is over {MAX_NOTE_CHARS:,} characters; shorten it.")
+        return self.store.review(int(correction_id), actor, DECISIONS.get(decision, decision), note)
 
     def queue(
         self, status: str = "pending", annotator: str | None = None, dataset: str | None = None
     ) -> list[Correction]:
         return queries.corrections(self.store, status, annotator, dataset)
 
-    def export(self, by: str) -> tuple[Path, int]:
-        """Export every approved correction; returns a zip of the export folder and the count."""
-        if not (by or "").strip():
-            raise InputError("Type your name (it goes into the export's card) first.")
+    def export(self, actor: Actor) -> tuple[Path, int]:
+        """Export every approved correction; returns a zip of the export folder and the count.
+        Zips older than ``EXPORT_ZIPS_KEEP_S`` are deleted (the export folders stay)."""
+        require(actor, "export")
         if not self.store.approved():
             raise InputError("Nothing to export yet: no correction has been approved.")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         folder = self.export_dir / f"corrections-{stamp}"
-        record = self.store.export(folder, by=by.strip())
-        zipped = Path(tempfile.mkdtemp(prefix="eotd-export-")) / folder.name
-        return Path(shutil.make_archive(str(zipped), "zip", record.path)), record.count
+        record = self.store.export(folder, by=actor)
+        zips = self.export_dir / "zips"
+        zips.mkdir(parents=True, exist_ok=True)
+        for old in zips.glob("*.zip"):
+            if old.stat().st_mtime < time.time() - EXPORT_ZIPS_KEEP_S:
+                old.unlink(missing_ok=True)
+        return Path(shutil.make_archive(str(zips / folder.name), "zip", record.path)), record.count
+
+    def audit_rows(self, actor: Actor, limit: int = 200) -> list[list[Any]]:
+        """The newest audit rows (admins only)."""
+        require(actor, "view_audit")
+        return [audit_log.row(e) for e in self.store.audit_log(limit)]
 
     # ---------------------------------------------------------------------------- statistics
 
@@ -295,21 +337,28 @@ class Studio:
 
     # ----------------------------------------------------------------------- active learning
 
-    def rank(self, pool: str, n: int = 8, upload: str | None = None) -> list[active.Ranked]:
-        """Solve ``n`` problems from an evaluation set (or an uploaded file) in one batch and
-        rank them most-unsure first."""
+    def rank(
+        self, actor: Actor, pool: str, n: int = 8, upload: str | None = None
+    ) -> list[active.Ranked]:
+        """Solve ``n`` (at most ``MAX_RANK``) problems from an evaluation set (or an uploaded
+        file, whose gold answers are written to the store by this admin) through the batcher,
+        and rank them most-unsure first."""
+        require(actor, "rank")
+        n = max(1, min(int(n), MAX_RANK))
         if upload:
-            problems: list[ProblemRef] = active.read_pool(upload)[: int(n)]
+            require(actor, "upload_gold")
+            problems: list[ProblemRef] = active.read_pool(upload, limit=n)
         else:
-            problems = self.eval_sets.sample(pool, int(n))
+            problems = self.eval_sets.sample(pool, n)
         student = self.student()
         info = self.model_info()
         version_id = info.version.id if info.version else None
         return active.rank(
-            lambda questions: write_batch(student, questions),
+            lambda questions: self.batcher.solutions(student, questions),
             self.store,
             problems,
             version_id,
+            actor=actor,
         )
 
 
@@ -339,6 +388,18 @@ def mean_accuracy(metrics: Any) -> dict[str, float]:
     return {
         k: round(sum(r[k] for r in rows if k in r) / sum(k in r for r in rows), 2) for k in keys
     }
+
+
+def _thought_text(thought: str, text: str | None) -> str:
+    """``text`` as a thought to run, or :class:`InputError` (unknown thought, empty, too long)."""
+    text = text or ""
+    if thought not in THOUGHTS:
+        raise InputError(f"unknown thought {thought!r}; use one of {', '.join(THOUGHTS)}")
+    if not text.strip():
+        raise InputError("Nothing to check: the text is empty.")
+    if len(text) > MAX_THOUGHT_CHARS:
+        raise InputError(f"The text is over {MAX_THOUGHT_CHARS:,} characters; shorten it.")
+    return text
 
 
 def _short(path: str) -> str:

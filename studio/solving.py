@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from db import Store
+from db.access import Actor
 from eotd import same_answer, vote
 from eotd.prompts import THOUGHTS
 from eotd.student import ThoughtResult, execute
@@ -137,9 +138,12 @@ class SolveState:
         }
 
 
-def store_problem(store: Store, problem: ProblemRef) -> int:
-    """The store's id of ``problem`` (created if new)."""
-    row = store.add_problem(problem.question, problem.gold, problem.source, problem.source_id)
+def store_problem(store: Store, problem: ProblemRef, actor: Actor | None = None) -> int:
+    """The store's id of ``problem`` (created if new); ``actor``: who brought its gold answer,
+    when a person did (an upload)."""
+    row = store.add_problem(
+        problem.question, problem.gold, problem.source, problem.source_id, actor=actor
+    )
     return row.id
 
 

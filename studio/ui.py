@@ -1,6 +1,8 @@
 """The Gradio Blocks: Solve, Correct, Review & data, Active learning and Model tabs, plus the
 named API endpoints ``solve``, ``check_equations``, ``save_correction``, ``review_correction`` and
-``export_corrections``. Every handler here is a thin adapter over :class:`studio.handlers.Studio`.
+``export_corrections``. Every handler here is a thin adapter over :class:`studio.handlers.Studio`:
+it resolves the acting user from the request's session and passes it on; the ``Studio`` checks the
+role. Controls a role may not use are hidden, but the server check is the guard.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ import gradio as gr
 import pandas as pd
 
 from db import StoreError
+from db import audit as audit_log
+from db import users as accounts
+from db.access import PermissionDenied
 from studio import render
 from studio.active import COLUMNS as RANK_COLUMNS
-from studio.handlers import Studio, accuracy_rows
+from studio.active import MAX_POOL_BYTES
+from studio.handlers import MAX_RANK, Studio, accuracy_rows
+from studio.identity import Mode
 from studio.queries import filter_choices
 from studio.solving import InputError, SolveState
 
@@ -27,10 +34,13 @@ STATUSES = ["pending", "approved", "rejected", "withdrawn", "all"]
 STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef4444",
                  "withdrawn": "#6b7280"}  # fmt: skip
 QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
-USER_ERRORS = (InputError, StoreError, ValueError, LookupError)
+USER_ERRORS = (InputError, StoreError, ValueError, LookupError, PermissionDenied)
 MODEL = "student"  # concurrency group of ranking and model switches (one at a time)
 SOLVES = 32  # solves let in at once; the batcher serializes and batches their model work
 ENGINE_CONCURRENCY = 4  # live re-solves at once (each is a short sandboxed engine call)
+# Saves run one at a time: a flood of endless programs holds at most one sandbox worker (for its
+# timeout), so the live re-solves of everyone else keep the other.
+SAVES = {"concurrency_id": "save", "concurrency_limit": 1}
 
 KEYS_JS = """
 <script>
@@ -126,22 +136,36 @@ def build_app(studio: Studio) -> gr.Blocks:
             "# EoTD Studio\nA small student answers math word problems three ways: a chain of "
             "thought (CoT), a program (PoT) and a system of equations (EoT), then votes."
         )
+        with gr.Row():
+            who = gr.HTML(elem_id="who")
+            if studio.access.mode is Mode.OAUTH:
+                gr.LoginButton()
         solve_state = gr.State(None)
+        gated: dict[str, list[gr.components.Component]] = {}  # action -> controls it needs
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Solve", id="solve"):
                 question, solve_btn, solve_outputs = _solve_tab(studio)
             with gr.Tab("Correct", id="correct"):
-                correct_outputs = _correct_tab(studio, solve_state)
+                correct_outputs = _correct_tab(studio, solve_state, gated)
             with gr.Tab("Review & data", id="review") as review_tab:
-                _review_tab(studio, review_tab)
+                _review_tab(studio, review_tab, gated)
             with gr.Tab("Active learning", id="active"):
-                _active_tab(studio, tabs, solve_state, correct_outputs)
+                _active_tab(studio, tabs, solve_state, correct_outputs, gated)
             with gr.Tab("Model", id="model") as model_tab:
-                _model_tab(studio, [model_tab.select, demo.load])
+                _model_tab(studio, [model_tab.select, demo.load], gated)
+
+        controls = [(action, c) for action, cs in gated.items() for c in cs]
+
+        def on_load(request: gr.Request) -> list:
+            actor = studio.actor(request)
+            shown = [gr.update(visible=actor.may(action)) for action, _ in controls]
+            return [render.message(studio.access.notice(actor), "info"), *shown]
+
+        demo.load(on_load, outputs=[who, *[c for _, c in controls]], api_visibility="private")
 
         @user_errors
-        def on_solve(text: str) -> Iterator[list]:
-            for state in studio.solve(text):
+        def on_solve(text: str, request: gr.Request) -> Iterator[list]:
+            for state in studio.solve(studio.actor(request), text):
                 yield _solve_values(state)
 
         gr.on(
@@ -193,15 +217,13 @@ def _solve_tab(studio: Studio) -> tuple[gr.Textbox, gr.Button, list]:
     return question, solve_btn, outputs
 
 
-def _correct_tab(studio: Studio, solve_state: gr.State) -> list:
+def _correct_tab(
+    studio: Studio, solve_state: gr.State, gated: dict[str, list[gr.components.Component]]
+) -> list:
     """Editors for the student's thoughts, each re-solved live; returns the components a solve
     fills (summary, then the EoT, PoT and CoT editors)."""
     summary = gr.HTML(render.message("Solve a question first.", "info"), elem_id="summary")
-    with gr.Row():
-        annotator = gr.Textbox(label="Your name (annotator)", elem_id="annotator")
-        allow_unsolved = gr.Checkbox(
-            label="Keep a correction that does not solve (flagged for review)"
-        )
+    allow_unsolved = gr.Checkbox(label="Keep a correction that does not solve (flagged for review)")
     editors = []
     for thought in EDIT_ORDER:
         with gr.Group():
@@ -229,18 +251,21 @@ def _correct_tab(studio: Studio, solve_state: gr.State) -> list:
                 accept_btn = gr.Button("Accept as is", elem_id=f"accept-{thought}")
             save_msg = gr.HTML(elem_id=f"msg-{thought}")
         editors.append(editor)
+        gated.setdefault("save_correction", []).extend([save_btn, accept_btn])
         _wire_correct(
             studio, thought, editor, check_html, save_btn, accept_btn, save_msg,
-            [solve_state, editor, annotator, allow_unsolved],
+            [solve_state, editor, allow_unsolved],
         )  # fmt: skip
     return [summary, *editors]
 
 
-def _review_tab(studio: Studio, review_tab: gr.Tab) -> None:
-    """The review queue with filters and keyboard shortcuts, conflicts, export and statistics."""
+def _review_tab(
+    studio: Studio, review_tab: gr.Tab, gated: dict[str, list[gr.components.Component]]
+) -> None:
+    """The review queue with filters and keyboard shortcuts, conflicts, export, statistics and
+    (for admins) the audit log."""
     review_ids, review_index = gr.State([]), gr.State(0)
     with gr.Row():
-        reviewer = gr.Textbox(label="Your name (reviewer)", elem_id="reviewer")
         status_f = gr.Dropdown(STATUSES, value="pending", label="status")
         annotator_f = gr.Dropdown(["all"], value="all", label="annotator")
         dataset_f = gr.Dropdown(["all"], value="all", label="dataset")
@@ -263,6 +288,19 @@ def _review_tab(studio: Studio, review_tab: gr.Tab) -> None:
         export_btn = gr.Button("Export approved corrections", elem_id="export-btn")
         export_file = gr.File(label="export (zip)", elem_id="export-file")
     export_msg = gr.HTML(elem_id="export-msg")
+    with gr.Accordion("Audit log (admins)", open=False, visible=False) as audit_box:
+        audit_btn = gr.Button("Show the latest changes", elem_id="audit-btn")
+        audit_table = gr.Dataframe(headers=audit_log.COLUMNS, interactive=False, elem_id="audit")
+    gated["review"] = [approve_btn, reject_btn, note]
+    gated["export"] = [export_btn, export_file]
+    gated["view_audit"] = [audit_box]
+
+    @user_errors
+    def on_audit(request: gr.Request) -> pd.DataFrame:
+        rows = studio.audit_rows(studio.actor(request))
+        return pd.DataFrame(rows, columns=audit_log.COLUMNS)
+
+    audit_btn.click(on_audit, outputs=audit_table, api_visibility="private")
     gr.Markdown("### Statistics")
     stats_html = gr.HTML(elem_id="stats")
     with gr.Row():
@@ -351,13 +389,22 @@ def _review_tab(studio: Studio, review_tab: gr.Tab) -> None:
     queue_table.select(pick, review_ids, [review_index, card], api_visibility="private")
 
     def decide(decision: str) -> Callable:
-        def run(ids: list[int], index: int, who: str, text: str, *current: Any) -> list:
+        def run(
+            ids: list[int],
+            index: int,
+            text: str,
+            status: str,
+            who: str,
+            dataset: str,
+            request: gr.Request,
+        ) -> list:
+            current = (status, who, dataset)
             if not ids:
                 return [render.message("Nothing to review here.", "info"), text,
                         *refresh(*current, index)]  # fmt: skip
             cid = ids[max(0, min(index, len(ids) - 1))]
             try:
-                review = studio.review(cid, who, decision, text)
+                review = studio.review(studio.actor(request), cid, decision, text)
             except USER_ERRORS as exc:
                 return [render.message(str(exc), "error"), text, *refresh(*current, index)]
             done = render.message(
@@ -370,19 +417,19 @@ def _review_tab(studio: Studio, review_tab: gr.Tab) -> None:
     for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
         button.click(
             decide(decision),
-            [review_ids, review_index, reviewer, note, *filters],
+            [review_ids, review_index, note, *filters],
             [review_msg, note, *queue_outputs],
             api_visibility="private",
         ).then(statistics, outputs=stats_outputs, api_visibility="private")
 
-    def on_export(who: str) -> tuple[str | None, str]:
+    def on_export(request: gr.Request) -> tuple[str | None, str]:
         try:
-            path, count = studio.export(who)
+            path, count = studio.export(studio.actor(request))
         except USER_ERRORS as exc:
             return None, render.message(str(exc), "error")
         return str(path), render.message(f"Exported {count} approved corrections.", "ok")
 
-    export_btn.click(on_export, reviewer, [export_file, export_msg], api_visibility="private").then(
+    export_btn.click(on_export, None, [export_file, export_msg], api_visibility="private").then(
         statistics, outputs=stats_outputs, api_visibility="private"
     )
 
@@ -392,8 +439,10 @@ def _active_tab(
     tabs: gr.Tabs,
     solve_state: gr.State,
     correct_outputs: list,
+    gated: dict[str, list[gr.components.Component]],
 ) -> None:
-    """Rank a pool by the student's uncertainty; one key opens the next problem in Correct."""
+    """Rank a pool by the student's uncertainty (admins); one key opens the next problem in
+    Correct."""
     ranked_state = gr.State([])
     gr.Markdown(
         "The student answers a pool in one batch; problems where its thoughts fail, disagree, or "
@@ -405,7 +454,7 @@ def _active_tab(
             value=(studio.eval_sets.names or ["upload"])[0],
             label="pool",
         )
-        pool_size = gr.Slider(1, 64, value=8, step=1, label="problems to rank")
+        pool_size = gr.Slider(1, MAX_RANK, value=8, step=1, label="problems to rank")
         upload = gr.File(
             label="or upload JSONL/CSV (question, answer)",
             file_types=[".jsonl", ".csv"],
@@ -415,16 +464,18 @@ def _active_tab(
         rank_btn = gr.Button("Rank", variant="primary", elem_id="rank-btn")
         next_btn = gr.Button("Annotate next (n)", elem_id="annotate-next-btn")
     rank_msg = gr.HTML(elem_id="rank-msg")
+    gated["rank"] = [rank_btn, upload]
     rank_table = gr.Dataframe(headers=RANK_COLUMNS, interactive=False, elem_id="ranked")
 
     def table(ranked: list) -> pd.DataFrame:
         return pd.DataFrame([r.row(i + 1) for i, r in enumerate(ranked)], columns=RANK_COLUMNS)
 
     @user_errors
-    def on_rank(source: str, n: float, uploaded: str | None) -> tuple:
+    def on_rank(source: str, n: float, uploaded: str | None, request: gr.Request) -> tuple:
+        actor = studio.actor(request)
         if source == "upload" and not uploaded:
             raise InputError("Upload a JSONL or CSV file of problems first.")
-        ranked = studio.rank(source, int(n), uploaded if source == "upload" else None)
+        ranked = studio.rank(actor, source, int(n), uploaded if source == "upload" else None)
         note = render.message(f"Ranked {len(ranked)} problems; the most unsure is first.", "ok")
         return ranked, table(ranked), note
 
@@ -454,14 +505,17 @@ def _active_tab(
     )
 
 
-def _model_tab(studio: Studio, shown: list) -> None:
-    """The served model and its metrics; switch to or promote a registered version."""
+def _model_tab(
+    studio: Studio, shown: list, gated: dict[str, list[gr.components.Component]]
+) -> None:
+    """The served model and its metrics; switch to or promote a registered version (admins)."""
     model_html = gr.HTML(elem_id="model-info")
     with gr.Row():
         versions = gr.Dropdown([], label="registered model versions")
         switch_btn = gr.Button("Serve this version", elem_id="switch-btn")
         promote_btn = gr.Button("Promote (load at start)", elem_id="promote-btn")
     model_msg = gr.HTML(elem_id="model-msg")
+    gated["serve_model"] = [switch_btn, promote_btn]
 
     def model_view() -> list:
         info = studio.model_info()
@@ -471,10 +525,11 @@ def _model_tab(studio: Studio, shown: list) -> None:
 
     gr.on(shown, model_view, outputs=[model_html, versions], api_visibility="private")
 
-    def on_switch(version_id: int | None) -> list:
+    def on_switch(version_id: int | None, request: gr.Request) -> list:
+        actor = studio.actor(request)
         if version_id is None:
             return [gr.skip(), render.message("Choose a model version first.", "error")]
-        info = studio.switch_model(int(version_id))
+        info = studio.switch_model(actor, int(version_id))
         return [_model_html(studio), render.message(f"Now serving {info.name}.", "ok")]
 
     switch_btn.click(
@@ -486,10 +541,11 @@ def _model_tab(studio: Studio, shown: list) -> None:
         api_visibility="private",
     )
 
-    def on_promote(version_id: int | None) -> str:
+    def on_promote(version_id: int | None, request: gr.Request) -> str:
+        actor = studio.actor(request)
         if version_id is None:
             return render.message("Choose a model version first.", "error")
-        version = studio.promote(int(version_id))
+        version = studio.promote(actor, int(version_id))
         return render.message(f"{version.name} is promoted: the app loads it at start.", "ok")
 
     promote_btn.click(user_errors(on_promote), versions, model_msg, api_visibility="private")
@@ -507,12 +563,12 @@ def _wire_correct(
 ) -> None:
     """Live re-solve, save and accept for one thought's editor."""
 
-    def check(text: str) -> str:
+    def check(text: str, request: gr.Request) -> str:
         if not (text or "").strip():
             return render.message("Nothing to check yet.", "info")
         try:
-            return render.thought_panel(studio.check(thought, text))
-        except InputError as exc:
+            return render.thought_panel(studio.check(studio.actor(request), thought, text))
+        except USER_ERRORS as exc:
             return render.message(str(exc), "error")
 
     editor.change(
@@ -525,19 +581,19 @@ def _wire_correct(
         api_visibility="private",
     )
 
-    def save(state: SolveState | None, text: str, who: str, unsolved: bool, accept: bool) -> str:
-        try:
-            correction = studio.correct(state, thought, text, who, unsolved, accept=accept)
-        except USER_ERRORS as exc:
-            return render.message(str(exc), "error")
-        return render.message(_saved(correction), "ok")
+    def saver(accept: bool) -> Callable:
+        def save(state: SolveState | None, text: str, unsolved: bool, request: gr.Request) -> str:
+            actor = studio.actor(request)
+            try:
+                correction = studio.correct(actor, state, thought, text, unsolved, accept=accept)
+            except USER_ERRORS as exc:
+                return render.message(str(exc), "error")
+            return render.message(_saved(correction), "ok")
 
-    save_btn.click(
-        functools.partial(save, accept=False), inputs, save_msg, api_visibility="private"
-    )
-    accept_btn.click(
-        functools.partial(save, accept=True), inputs, save_msg, api_visibility="private"
-    )
+        return save
+
+    save_btn.click(saver(False), inputs, save_msg, api_visibility="private", **SAVES)
+    accept_btn.click(saver(True), inputs, save_msg, api_visibility="private", **SAVES)
 
 
 def _model_html(studio: Studio) -> str:
@@ -559,30 +615,31 @@ def _api(studio: Studio) -> None:
     """The named API endpoints (JSON in, JSON out; the export is a file)."""
 
     @user_errors
-    def solve(question: str) -> Iterator[dict]:
+    def solve(question: str, request: gr.Request) -> Iterator[dict]:
         """Solve a math word problem with CoT, PoT and EoT and vote; streams a state per
         finished thought, then the final one with the vote."""
-        for state in studio.solve(question):
+        for state in studio.solve(studio.actor(request), question):
             yield state.to_dict()
 
     @user_errors
-    def check_equations(equations: str) -> dict:
+    def check_equations(equations: str, request: gr.Request) -> dict:
         """Solve a system of equations: status, answer, solved variables, or the error and
         its line."""
-        return studio.check("eot", equations).to_dict()
+        return studio.check(studio.actor(request), "eot", equations).to_dict()
 
     @user_errors
     def save_correction(
         problem_id: int,
         thought: str,
         corrected_text: str,
-        annotator: str,
         generation_id: int | None = None,
         allow_unsolved: bool = False,
+        request: gr.Request = None,  # type: ignore[assignment]  # gradio fills it in
     ) -> dict:
-        """Save a corrected thought (re-solved first) as a pending correction."""
+        """Save a corrected thought (re-solved first) as a pending correction by the signed-in
+        user (annotators and up)."""
         c = studio.save_correction(
-            int(problem_id), thought, corrected_text, annotator,
+            studio.actor(request), int(problem_id), thought, corrected_text,
             None if generation_id is None else int(generation_id), allow_unsolved,
         )  # fmt: skip
         return {
@@ -595,10 +652,15 @@ def _api(studio: Studio) -> None:
         }
 
     @user_errors
-    def review_correction(correction_id: int, reviewer: str, decision: str, note: str = "") -> dict:
-        """Approve or reject a correction: decision "approve" or "reject" ("pending" re-opens
-        a rejected one, with a note)."""
-        review = studio.review(int(correction_id), reviewer, decision, note or None)
+    def review_correction(
+        correction_id: int,
+        decision: str,
+        note: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]  # gradio fills it in
+    ) -> dict:
+        """Approve or reject a correction as the signed-in reviewer: decision "approve" or
+        "reject" ("pending" re-opens a rejected one, with a note)."""
+        review = studio.review(studio.actor(request), int(correction_id), decision, note or None)
         return {
             "correction_id": review.correction_id,
             "decision": review.decision,
@@ -607,32 +669,48 @@ def _api(studio: Studio) -> None:
         }
 
     @user_errors
-    def export_corrections(by: str) -> gr.FileData:
-        """Export every approved correction as a zip (datasets folder, JSONL, Parquet, card)."""
-        path, _ = studio.export(by)
+    def export_corrections(request: gr.Request) -> gr.FileData:
+        """Export every approved correction as a zip (datasets folder, JSONL, Parquet, card);
+        admins only."""
+        path, _ = studio.export(studio.actor(request))
         return gr.FileData(path=str(path))
 
+    limits: dict[Callable, dict[str, Any]] = {
+        solve: {"concurrency_id": "solve", "concurrency_limit": SOLVES},
+        check_equations: {"concurrency_id": "engine", "concurrency_limit": ENGINE_CONCURRENCY},
+        save_correction: SAVES,
+    }
     for fn in (solve, check_equations, save_correction, review_correction, export_corrections):
-        limit: dict[str, Any] = (
-            {"concurrency_id": "solve", "concurrency_limit": SOLVES} if fn is solve else {}
-        )
-        gr.api(fn, api_name=fn.__name__, **limit)
+        gr.api(fn, api_name=fn.__name__, **limits.get(fn, {}))
 
 
-def launch_local(demo: gr.Blocks) -> str:
+def launch_local(demo: gr.Blocks, studio: Studio) -> str:
     """Launch ``demo`` on 127.0.0.1 at a free port without blocking (tests, benchmarks); returns
     its URL. ``demo.close()`` stops it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     _, url, _ = launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
+        demo,
+        studio,
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=port,
+        quiet=True,
     )
     return url
 
 
-def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
-    """Queue and launch ``demo`` with the app's CSS and keyboard shortcuts."""
+def launch(demo: gr.Blocks, studio: Studio, **kwargs: Any) -> Any:
+    """Queue and launch ``demo`` with the app's CSS and keyboard shortcuts; with accounts, behind
+    Gradio's login page, checked against the store's accounts."""
     queue_size = kwargs.pop("max_queue", 64)
     demo.queue(max_size=queue_size, default_concurrency_limit=2)
-    return demo.launch(css=render.CSS, head=KEYS_JS, **kwargs)
+    if studio.access.mode is Mode.ACCOUNTS:
+        kwargs.setdefault("auth", lambda name, password: _signs_in(studio, name, password))
+        kwargs.setdefault("auth_message", "Sign in with your EoTD Studio account.")
+    return demo.launch(css=render.CSS, head=KEYS_JS, max_file_size=MAX_POOL_BYTES, **kwargs)
+
+
+def _signs_in(studio: Studio, name: str, password: str) -> bool:
+    return accounts.authenticate(studio.store, name, password) is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from db import Store
+from db.access import Actor, Role
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student
 from studio.examples import EvalSets
@@ -27,6 +28,12 @@ SVAMP_1 = (
     "much do you have to pay to buy each pack?"
 )  # svamp-chal-1, gold 51
 SVAMP_1_EOT = "price = 76\ndiscount = 25\npay = price - discount\nans = pay"
+# Acting users of in-process handler calls (the app resolves them from the session).
+VISITOR = Actor("anonymous", Role.VISITOR, client="127.0.0.1")
+ANN = Actor("ann", Role.ANNOTATOR)
+BOB = Actor("bob", Role.ANNOTATOR)
+REV = Actor("rev", Role.REVIEWER)
+ADMIN = Actor("root", Role.ADMIN)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +52,7 @@ def eval_sets() -> EvalSets:
 
 
 def make_studio(folder: Path, student: Student | None, eval_sets: EvalSets, **kw) -> Studio:
+    """A studio over a fresh SQLite file (local mode unless ``access`` says otherwise)."""
     store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
     return Studio(store, student, eval_sets=eval_sets, export_dir=folder / "exports", **kw)
 
@@ -71,6 +79,6 @@ def served(
     student = Student.from_pretrained(real, max_new_tokens=96) if real else tiny_student
     studio = make_studio(tmp_path_factory.mktemp("served"), student, eval_sets)
     demo = build_app(studio)
-    yield Served(studio, launch_local(demo))
+    yield Served(studio, launch_local(demo, studio))
     demo.close()
     studio.store.close()

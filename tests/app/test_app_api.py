@@ -65,39 +65,37 @@ def test_check_equations_gives_values_or_the_error_line(client: Client) -> None:
 
 
 def test_correct_review_and_export_round_trip(client: Client, served: Served) -> None:
+    """Local mode: the one person at this machine saves, reviews and exports."""
     final = client.predict(SVAMP_1, api_name="/solve")
     eot = final["thoughts"]["eot"]
     saved = client.predict(
-        final["problem_id"], "eot", SVAMP_1_EOT, "ann", eot["generation_id"],
-        api_name="/save_correction",
-    )  # fmt: skip
+        final["problem_id"], "eot", SVAMP_1_EOT, eot["generation_id"], api_name="/save_correction"
+    )
     assert saved["status"] == PENDING and saved["answer"] == 51 and saved["matches_gold"] is True
     stored = served.studio.store.get_correction(saved["correction_id"])
     assert stored.original_text == eot["text"] and stored.corrected_text == SVAMP_1_EOT
+    assert stored.annotator == "local"
 
     with pytest.raises(AppError, match="does not solve"):
-        client.predict(final["problem_id"], "eot", "x = y +", "ann", api_name="/save_correction")
+        client.predict(final["problem_id"], "eot", "x = y +", api_name="/save_correction")
     kept = client.predict(
-        final["problem_id"], "eot", "x = y +", "ann", None, True, api_name="/save_correction"
+        final["problem_id"], "eot", "x = y +", None, True, api_name="/save_correction"
     )
     assert kept["unsolved"] is True
 
-    with pytest.raises(AppError, match="cannot review"):
-        client.predict(saved["correction_id"], "ann", "approve", api_name="/review_correction")
     with pytest.raises(AppError, match="cannot be approved"):
-        client.predict(kept["correction_id"], "rev", "approve", api_name="/review_correction")
+        client.predict(kept["correction_id"], "approve", api_name="/review_correction")
     review = client.predict(
-        saved["correction_id"], "rev", "approve", "looks right", api_name="/review_correction"
+        saved["correction_id"], "approve", "looks right", api_name="/review_correction"
     )
     assert review == {"correction_id": saved["correction_id"], "decision": APPROVED,
-                      "reviewer": "rev", "note": "looks right"}  # fmt: skip
+                      "reviewer": "local", "note": "looks right"}  # fmt: skip
 
-    path = Path(client.predict("rev", api_name="/export_corrections"))
+    path = Path(client.predict(api_name="/export_corrections"))
     with zipfile.ZipFile(path) as archive:
         rows = [json.loads(line) for line in archive.read("corrections.jsonl").splitlines()]
-    assert [(r["target"], r["answer"], r["annotator"]) for r in rows] == [(SVAMP_1_EOT, 51, "ann")]
-
-
-def test_export_with_no_name_is_refused(client: Client) -> None:
-    with pytest.raises(AppError, match="name"):
-        client.predict("  ", api_name="/export_corrections")
+    assert [(r["target"], r["answer"], r["annotator"]) for r in rows] == [
+        (SVAMP_1_EOT, 51, "local")
+    ]
+    actions = [e.action for e in served.studio.store.audit_log()]
+    assert actions[:4] == ["export", "correction.approved", "correction.save", "correction.save"]

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SVAMP_1_EOT, Served
+from conftest import SVAMP_1_EOT, Served, make_studio
 from playwright.sync_api import expect
+
+from db import users as accounts
+from studio.identity import Access, Mode
+from studio.ui import build_app, launch_local
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -76,6 +80,8 @@ def press(page, key: str) -> None:
 
 
 def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path: Path) -> None:
+    """Local mode: one person on 127.0.0.1, who is the admin, does it all."""
+    page.wait_for_selector("#who:has-text('Local mode')")
     page.get_by_text("Each pack of dvds costs 76 dollars").first.click()  # an example
     expect(page.locator("#question textarea")).to_have_value(re.compile("Each pack of dvds"))
     page.click("#solve-btn")
@@ -97,7 +103,6 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     editor.fill(SVAMP_1_EOT)
     page.wait_for_selector("#check-eot:has-text('solved: 51')")
     assert "pay" in page.inner_text("#check-eot")  # the table of solved variables
-    box(page, "annotator").fill("ann")
     page.click("#save-eot")
     page.wait_for_selector("#msg-eot:has-text('Saved correction')")
     assert "matches gold" in page.inner_text("#msg-eot")
@@ -107,7 +112,6 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     page.screenshot(path=shots / "correct.png", full_page=True)
 
     tab(page, "Review & data")
-    box(page, "reviewer").fill("rev")
     page.wait_for_selector("#review-card:has-text('(1 of 2)')")
     assert "+ discount = 25" in page.inner_text("#review-card")  # the diff
     page.screenshot(path=shots / "review.png", full_page=True)
@@ -116,11 +120,11 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     press(page, "k")
     page.wait_for_selector("#review-card:has-text('(1 of 2)')")
     press(page, "a")
-    page.wait_for_selector("#review-msg:has-text('approved by rev')")
+    page.wait_for_selector("#review-msg:has-text('approved by local')")
     page.wait_for_selector("#review-card:has-text('(1 of 1)')")
     box(page, "note").fill("the chain of thought skips the reasoning")
     page.click("#reject-btn")
-    page.wait_for_selector("#review-msg:has-text('rejected by rev')")
+    page.wait_for_selector("#review-msg:has-text('rejected by local')")
     page.click("#export-btn")
     page.wait_for_selector("#export-msg:has-text('Exported 1 approved')")
     with page.expect_download() as download:
@@ -130,7 +134,7 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     with zipfile.ZipFile(archive) as z:
         rows = [json.loads(line) for line in z.read("corrections.jsonl").splitlines()]
     assert [(r["thought"], r["target"], r["reviewer"]) for r in rows] == [
-        ("eot", SVAMP_1_EOT, "rev")
+        ("eot", SVAMP_1_EOT, "local")
     ]
     page.wait_for_timeout(1000)  # let the charts redraw
     page.screenshot(path=shots / "review_export_statistics.png", full_page=True)
@@ -159,7 +163,6 @@ def test_question_markup_is_shown_as_text_not_run(page) -> None:
     page.wait_for_selector("#summary:has-text('3 apples?')")
     assert '<img src=x onerror="window.hacked=1">' in page.inner_text("#summary")
     box(page, "edit-cot").fill("3 apples <script>window.hacked=3</script>. The answer is 3.")
-    box(page, "annotator").fill('<img src=y onerror="window.hacked=4">')
     page.click("#save-cot")
     page.wait_for_selector("#msg-cot:has-text('Saved correction')")
     tab(page, "Review & data")
@@ -174,3 +177,41 @@ def test_bad_question_gets_a_clear_message(page) -> None:
     page.fill("#question textarea", "What is love?")
     page.click("#solve-btn")
     page.wait_for_selector("text=no numbers")
+
+
+@pytest.fixture(scope="module")
+def with_accounts(tmp_path_factory, tiny_student, eval_sets) -> Iterator[Served]:
+    studio = make_studio(tmp_path_factory.mktemp("accounts"), tiny_student, eval_sets,
+                         access=Access(Mode.ACCOUNTS))  # fmt: skip
+    accounts.add_user(studio.store, "rev", "reviewer", "rev-password-1")
+    demo = build_app(studio)
+    yield Served(studio, launch_local(demo, studio))
+    demo.close()
+    studio.store.close()
+
+
+def test_sign_in_shows_what_the_role_may_do(with_accounts: Served, shots: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(WAIT)
+        page.goto(with_accounts.url)
+        page.get_by_label("username").fill("rev")
+        page.get_by_label("password").fill("wrong-password")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("text=Incorrect Credentials")
+        page.get_by_label("username").fill("rev")  # the login page clears it
+        page.get_by_label("password").fill("rev-password-1")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("#who:has-text('Signed in as rev (reviewer)')")
+        tab(page, "Review & data")
+        expect(page.locator("#approve-btn")).to_be_visible()
+        expect(page.locator("#export-btn")).to_be_hidden()
+        tab(page, "Active learning")
+        expect(page.locator("#rank-btn")).to_be_hidden()
+        tab(page, "Correct")
+        expect(page.locator("#save-eot")).to_be_visible()
+        page.screenshot(path=shots / "signed_in_reviewer.png", full_page=True)
+        browser.close()

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SVAMP_1, SVAMP_1_EOT, make_studio
+from conftest import ADMIN, ANN, BOB, REV, SVAMP_1, SVAMP_1_EOT, VISITOR, make_studio
 
 from db import StoreError
+from db.access import Actor, PermissionDenied, Role
 from studio import render
 from studio.active import read_pool, uncertainty
 from studio.handlers import Studio, accuracy_rows, mean_accuracy
@@ -63,7 +64,9 @@ def test_model_and_user_text_is_escaped(studio: Studio) -> None:
     assert "<script>" not in panel and "<img" not in panel and "&lt;script&gt;" in panel
     assert 'class="eq-line err"' in panel  # the offending line is marked
     problem = studio.store.add_problem(f"{evil} 3 apples", None)
-    correction = studio.save_correction(problem.id, "eot", "a = 3\nans = a", evil)
+    correction = studio.save_correction(
+        Actor(evil, Role.ANNOTATOR), problem.id, "eot", "a = 3\nans = a"
+    )
     card = render.correction_card(correction, [])
     assert "<script>" not in card and "<img" not in card and "&lt;img" in card
 
@@ -125,7 +128,7 @@ def test_uncertainty_ranks_failures_disagreement_and_wrong_votes() -> None:
 
 
 def test_ranking_a_pool_solves_in_one_batch_and_records_every_thought(studio: Studio) -> None:
-    ranked = studio.rank("svamp", 3)
+    ranked = studio.rank(ADMIN, "svamp", 3)
     assert len(ranked) == 3
     assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
     for r in ranked:
@@ -138,7 +141,7 @@ def test_ranking_a_pool_solves_in_one_batch_and_records_every_thought(studio: St
 def test_an_uploaded_pool_is_ranked_with_its_gold_answers(studio: Studio, tmp_path: Path) -> None:
     pool = tmp_path / "pool.csv"
     pool.write_text("question,answer\nI had 5 pens and lost 2. How many now?,3\nWhat is 4 x 4?,\n")
-    ranked = studio.rank("upload", 8, upload=str(pool))
+    ranked = studio.rank(ADMIN, "upload", 8, upload=str(pool))
     assert sorted((r.state.problem.question, r.state.problem.gold) for r in ranked) == [
         ("I had 5 pens and lost 2. How many now?", 3.0), ("What is 4 x 4?", None),
     ]  # fmt: skip
@@ -152,14 +155,14 @@ def test_model_versions_switch_promote_and_load_at_start(
         "tiny-v2", str(tiny_model_dir), None, metrics=EVAL_REPORT
     )
     assert studio.model_info().version is None  # the injected student is not a registered one
-    info = studio.switch_model(version.id)
+    info = studio.switch_model(ADMIN, version.id)
     assert (info.name, info.version.id, info.adapter) == ("tiny-v2", version.id, None)
-    state = list(studio.solve("Tom has 3 apples and buys 5 more. How many?"))[-1]
+    state = list(studio.solve(VISITOR, "Tom has 3 apples and buys 5 more. How many?"))[-1]
     assert state.model_version_id == version.id and state.model_name == "tiny-v2"
     with pytest.raises(InputError, match="no model version #999"):
-        studio.switch_model(999)
+        studio.switch_model(ADMIN, 999)
 
-    studio.promote(version.id)
+    studio.promote(ADMIN, version.id)
     fresh = Studio(studio.store, eval_sets=eval_sets, max_new_tokens=4)
     assert fresh.model_info().version.id == version.id  # loads the promoted one
     assert fresh.student().settings.max_new_tokens == 4
@@ -180,16 +183,16 @@ def test_accuracy_is_read_from_either_report_shape() -> None:
 
 
 def test_queue_filters_and_statistics(studio: Studio) -> None:
-    example = list(studio.solve(SVAMP_1))[-1]
-    typed = list(studio.solve("I have 2 cats and 3 dogs. How many pets?"))[-1]
+    example = list(studio.solve(VISITOR, SVAMP_1))[-1]
+    typed = list(studio.solve(VISITOR, "I have 2 cats and 3 dogs. How many pets?"))[-1]
     eot = example.thoughts["eot"]
-    first = studio.save_correction(example.problem_id, "eot", SVAMP_1_EOT, "ann", eot.generation_id)
-    second = studio.save_correction(typed.problem_id, "cot", "2 + 3 = 5. The answer is 5.", "bob")
+    first = studio.save_correction(ANN, example.problem_id, "eot", SVAMP_1_EOT, eot.generation_id)
+    second = studio.save_correction(BOB, typed.problem_id, "cot", "2 + 3 = 5. The answer is 5.")
     assert [c.id for c in studio.queue()] == [first.id, second.id]
     assert [c.id for c in studio.queue("pending", "bob")] == [second.id]
     assert [c.id for c in studio.queue("pending", "all", "svamp")] == [first.id]
     assert [c.id for c in studio.queue("pending", None, "typed in")] == [second.id]
-    studio.review(first.id, "rev", "approve")
+    studio.review(REV, first.id, "approve")
     assert [c.id for c in studio.queue("approved")] == [first.id]
     assert [c.id for c in studio.queue("all")] == [first.id, second.id]
     counts = dict(zip(*studio.status_frame().to_dict("list").values(), strict=True))
@@ -199,46 +202,46 @@ def test_queue_filters_and_statistics(studio: Studio) -> None:
         [today, "pending", 1], [today, "approved", 1], [today, "rejected", 0],
         [today, "withdrawn", 0],
     ]  # fmt: skip
-    with pytest.raises(InputError, match="reviewer"):
-        studio.review(second.id, " ", "approve")
+    with pytest.raises(PermissionDenied, match="needs the reviewer role"):
+        studio.review(ANN, second.id, "approve")
 
 
 def test_export_refuses_until_something_is_approved(tmp_path: Path, tiny_student, eval_sets):
     studio = make_studio(tmp_path, tiny_student, eval_sets)
     with pytest.raises(InputError, match="no correction has been approved"):
-        studio.export("rev")
+        studio.export(ADMIN)
 
 
 def test_conflicting_annotators_are_listed(studio: Studio) -> None:
     problem = studio.store.add_problem(SVAMP_1, 51, "svamp", "svamp-chal-1")
-    studio.save_correction(problem.id, "eot", SVAMP_1_EOT, "ann")
-    studio.save_correction(problem.id, "eot", "price = 76\nans = price - 26", "bob")
+    studio.save_correction(ANN, problem.id, "eot", SVAMP_1_EOT)
+    studio.save_correction(BOB, problem.id, "eot", "price = 76\nans = price - 26")
     html = render.conflicts_html(studio.store.conflicts())
     assert "ann: 51 (pending)" in html and "bob: 50 (pending)" in html and ">51, 50<" in html
     assert "No conflicts" in render.conflicts_html([])
 
 
 def test_accept_as_is_saves_the_thought_unchanged_and_edits_must_change_it(studio: Studio) -> None:
-    state = list(studio.solve(SVAMP_1))[-1]
+    state = list(studio.solve(VISITOR, SVAMP_1))[-1]
     assert studio.store.stats().corrections == 0  # pre-filled text is no correction
     with pytest.raises(InputError, match="unchanged"):
-        studio.correct(state, "eot", state.thoughts["eot"].text + "\n", "ann")
+        studio.correct(ANN, state, "eot", state.thoughts["eot"].text + "\n")
     with pytest.raises(InputError, match="Solve a question first"):
-        studio.correct(None, "eot", SVAMP_1_EOT, "ann")
+        studio.correct(ANN, None, "eot", SVAMP_1_EOT)
     # The tiny student's own thoughts never solve, so give it a solvable one to accept.
     state.thoughts["eot"] = record(
         studio.store, state, examine("eot", SVAMP_1_EOT)
     )  # as if the student wrote it
-    accepted = studio.correct(state, "eot", "ignored: the editor text", "ann", accept=True)
+    accepted = studio.correct(ANN, state, "eot", "ignored: the editor text", accept=True)
     assert accepted.corrected_text == accepted.original_text == SVAMP_1_EOT
     assert accepted.generation_id == state.thoughts["eot"].generation_id
     assert accepted.after_answer == 51 and accepted.status == "pending"
     state.thoughts["pot"] = ThoughtView("pot", "", "no_answer", None)
     with pytest.raises(InputError, match="nothing to accept"):
-        studio.correct(state, "pot", "", "ann", accept=True)
+        studio.correct(ANN, state, "pot", "", accept=True)
     state.thoughts["cot"] = ThoughtView("cot", "I do not know.", "no_answer", None)
     with pytest.raises(StoreError, match="does not solve"):
-        studio.correct(state, "cot", "", "ann", accept=True)
+        studio.correct(ANN, state, "cot", "", accept=True)
     assert studio.store.stats().corrections == 1
 
 
@@ -252,7 +255,7 @@ def test_concurrent_solves_share_batches_and_each_gets_its_own_thoughts(
 
     def solve(question: str) -> SolveState:
         start.wait()
-        return list(studio.solve(question))[-1]
+        return list(studio.solve(VISITOR, question))[-1]
 
     with ThreadPoolExecutor(len(questions)) as pool:
         finals = list(pool.map(solve, questions))
