@@ -317,3 +317,16 @@ def test_login_page_checks_the_accounts(accounts_app: App) -> None:
     assert httpx.post(login, data={"username": "nobody", "password": "x" * 12}).status_code == 400
     ok = httpx.post(login, data={"username": "Rev", "password": PASSWORDS["rev"]})
     assert ok.status_code == 200 and ok.json() == {"success": True}
+
+
+def test_model_changes_are_audited_with_their_admin(studio: Studio, tiny_model_dir: Path) -> None:
+    root = Actor("root", Role.ADMIN, client="10.1.2.3")
+    version = studio.store.register_model_version("tiny-v3", str(tiny_model_dir), None, actor=root)
+    studio.switch_model(root, version.id)
+    studio.promote(root, version.id)
+    entries = studio.store.audit_log()
+    assert [(e.action, e.user_name, e.client) for e in entries] == [
+        ("model.promote", "root", "10.1.2.3"), ("model.serve", "root", "10.1.2.3"),
+        ("model.register", "root", "10.1.2.3"),
+    ]  # fmt: skip
+    assert entries[0].after == {"promoted": "tiny-v3"} and entries[1].after == {"served": "tiny-v3"}
