@@ -3,13 +3,14 @@
 A backup is a folder with a consistent snapshot of the SQLite database, taken with SQLite's online
 backup API while the app keeps writing, and an export of the approved corrections. A
 :class:`BackupTarget` keeps backups: :class:`LocalFolder` (tests, a mounted volume) or
-:class:`HfDatasetRepo` (a private dataset repo, via ``huggingface_hub``). :class:`BackupScheduler`
-takes one every ``interval_s`` seconds in a background thread; :func:`restore_latest` puts the last
-snapshot back before the store opens.
+:class:`HfDatasetRepo` (a private dataset repo, via ``huggingface_hub``). :func:`restore_latest`
+puts the last snapshot back before the store opens; :class:`BackupScheduler` takes a backup after
+``every_writes`` writes or ``interval_s`` seconds, whichever comes first, but only when the database
+changed since the last one, and a last one when the process gets SIGTERM or exits.
 
-Configure from the environment with :func:`scheduler_from_env`: ``EOTD_BACKUP_REPO`` (dataset repo
-id, token from ``HF_TOKEN``) or ``EOTD_BACKUP_DIR`` (a folder), and ``EOTD_BACKUP_INTERVAL``
-(seconds, default 3600).
+Configure from the environment (:func:`open_store_with_backups` does it all): ``EOTD_BACKUP_REPO``
+(dataset repo id, token from ``HF_TOKEN``) or ``EOTD_BACKUP_DIR`` (a folder),
+``EOTD_BACKUP_INTERVAL`` (seconds, default 60) and ``EOTD_BACKUP_EVERY_WRITES`` (default 20).
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from types import FrameType
+from typing import Any, Protocol, TypeVar
 
-from db.connection import default_url, sqlite_path
+from sqlalchemy import Connection, event, make_url
+
+from db.connection import WRITE, default_url, sqlite_path
 from db.export import write_export
 from db.models import utcnow
 from db.store import Store
@@ -36,6 +42,20 @@ SNAPSHOT = "eotd.sqlite3"
 EXPORT = "export"
 LATEST = "latest"
 
+INTERVAL_S = 60.0
+"""Default ``EOTD_BACKUP_INTERVAL``: at most a minute of work is lost when a Space's disk goes."""
+EVERY_WRITES = 20
+"""Default ``EOTD_BACKUP_EVERY_WRITES``: a busy session is backed up sooner than the interval."""
+
+_WROTE = "eotd_backup_wrote"  # connection info flag: a write transaction committed on it
+
+T = TypeVar("T")
+
+
+class BackupUnavailable(RuntimeError):
+    """A configured backup target exists but could not be read, so the app must not start: an
+    empty store in its place would hide (and its backups would bury) the data the target holds."""
+
 
 class BackupTarget(Protocol):
     """Somewhere backups are kept."""
@@ -45,8 +65,16 @@ class BackupTarget(Protocol):
         ...
 
     def fetch_latest(self, dest: Path) -> Path | None:
-        """Copy the latest backup's folder into ``dest``; None if there is none."""
+        """Copy the latest backup's folder into ``dest``; None if there is no backup yet (no
+        ``latest``). Any other failure to read the target raises."""
         ...
+
+
+def _backup_name(name: str) -> str:
+    """``name`` read from a ``latest`` pointer, checked to be a backup's folder name."""
+    if not name or name.startswith(".") or Path(name).name != name:
+        raise ValueError(f"{LATEST} names {name!r}, not a backup folder")
+    return name
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,9 @@ class LocalFolder:
     """Backups as sub-folders of ``root``; ``root/latest`` names the newest."""
 
     root: Path
+
+    def __str__(self) -> str:
+        return str(self.root)
 
     def push(self, folder: Path, name: str) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -67,10 +98,11 @@ class LocalFolder:
         return str(target)
 
     def fetch_latest(self, dest: Path) -> Path | None:
-        pointer = self.root / LATEST
-        if not pointer.exists():
+        try:
+            name = (self.root / LATEST).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:  # no folder or no pointer yet; a file as root raises ENOTDIR
             return None
-        shutil.copytree(self.root / pointer.read_text(encoding="utf-8").strip(), dest)
+        shutil.copytree(self.root / _backup_name(name), dest)
         return dest
 
 
@@ -80,7 +112,10 @@ class HfDatasetRepo:
     ``<name>/`` per backup and a ``latest`` file naming the newest, pushed in one commit."""
 
     repo_id: str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"hf://datasets/{self.repo_id}"
 
     def push(self, folder: Path, name: str) -> str:
         from huggingface_hub import HfApi
@@ -96,21 +131,43 @@ class HfDatasetRepo:
                 folder_path=tmp,
                 commit_message=f"EoTD Studio backup {name}",
             )
-        return f"hf://datasets/{self.repo_id}/{name}"
+        return f"{self}/{name}"
 
     def fetch_latest(self, dest: Path) -> Path | None:
-        from huggingface_hub import hf_hub_download, snapshot_download
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+        """The Hub answers "not found" both for a repo that does not exist and for a private one
+        the token cannot see; creating the (private) repo tells them apart: it succeeds only in
+        the first case and fails in the second. Downloads go to a fresh cache, so a network
+        failure raises instead of returning a stale copy."""
+        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
 
-        try:
-            pointer = hf_hub_download(self.repo_id, LATEST, repo_type="dataset", token=self.token)
-            name = Path(pointer).read_text(encoding="utf-8").strip()
+        with tempfile.TemporaryDirectory(prefix="eotd-hf-") as cache:
+            try:
+                pointer = hf_hub_download(
+                    self.repo_id, LATEST, repo_type="dataset", token=self.token, cache_dir=cache
+                )
+            except RemoteEntryNotFoundError:  # the repo exists, with no backup yet
+                return None
+            except RepositoryNotFoundError as exc:
+                if isinstance(exc, GatedRepoError):
+                    raise
+                HfApi(token=self.token).create_repo(
+                    self.repo_id, repo_type="dataset", private=True, exist_ok=True
+                )
+                return None
+            name = _backup_name(Path(pointer).read_text(encoding="utf-8").strip())
             local = snapshot_download(
-                self.repo_id, repo_type="dataset", allow_patterns=[f"{name}/**"], token=self.token
+                self.repo_id,
+                repo_type="dataset",
+                allow_patterns=[f"{name}/**"],
+                token=self.token,
+                cache_dir=cache,
             )
-        except (RepositoryNotFoundError, EntryNotFoundError):
-            return None
-        shutil.copytree(Path(local) / name, dest)
+            shutil.copytree(Path(local) / name, dest)
         return dest
 
 
@@ -118,54 +175,96 @@ class HfDatasetRepo:
 class BackupResult:
     name: str
     location: str
-    corrections_exported: int
+    correction_ids: tuple[int, ...]
     taken_at: datetime
 
+    @property
+    def corrections_exported(self) -> int:
+        return len(self.correction_ids)
 
-def snapshot(db_file: Path, dest: Path) -> Path:
-    """A consistent copy of a live SQLite database, via the online backup API."""
-    source = sqlite3.connect(db_file, timeout=30)
+
+def _connect(db_file: Path) -> sqlite3.Connection:
+    """A connection that only reads: no implicit transactions, usable from any thread."""
+    return sqlite3.connect(db_file, timeout=30, isolation_level=None, check_same_thread=False)
+
+
+def _data_version(source: sqlite3.Connection) -> int:
+    return source.execute("PRAGMA data_version").fetchone()[0]
+
+
+def snapshot(source: sqlite3.Connection, dest: Path) -> int:
+    """Copy the database open in ``source`` to ``dest`` with the online backup API, in one read
+    transaction; return ``source``'s ``PRAGMA data_version`` for exactly the state copied."""
     target = sqlite3.connect(dest)
     try:
-        with target:
+        source.execute("BEGIN")
+        try:
+            version = _data_version(source)  # starts the read transaction the backup then uses
             source.backup(target)
+        finally:
+            source.execute("COMMIT")
     finally:
         target.close()
-        source.close()
-    return dest
+    return version
 
 
-def backup(store: Store, target: BackupTarget, by: str = "backup") -> BackupResult:
-    """Snapshot the store's database and export its approved corrections to ``target``; the
-    export is recorded with the backup's location."""
-    db_file = sqlite_path(store.url)
-    if db_file is None:
-        raise ValueError(f"{store.engine.url.render_as_string()}: only SQLite stores are snapshot")
+def _take(
+    store: Store, target: BackupTarget, source: sqlite3.Connection, by: str
+) -> tuple[BackupResult, int]:
+    """Snapshot (through ``source``) and export to ``target``; the result and the snapshot's data
+    version. Writes nothing to the store."""
     taken_at = utcnow()
     name = taken_at.strftime("%Y%m%dT%H%M%S%fZ")
     with tempfile.TemporaryDirectory(prefix="eotd-backup-") as tmp:
         folder = Path(tmp) / name
         rows = store.approved()
         write_export(rows, folder / EXPORT, by=by)
-        snapshot(db_file, folder / SNAPSHOT)
+        version = snapshot(source, folder / SNAPSHOT)
         location = target.push(folder, name)
-    ids = [row["correction_id"] for row in rows]
-    store.record_export(by, f"{location}/{EXPORT}", ids)
+    ids = tuple(row["correction_id"] for row in rows)
     log.info("backup %s: %d corrections, database snapshot -> %s", name, len(ids), location)
-    return BackupResult(name, location, len(ids), taken_at)
+    return BackupResult(name, location, ids, taken_at), version
+
+
+def _db_file(store: Store) -> Path:
+    db_file = sqlite_path(store.url)
+    if db_file is None:
+        raise ValueError(f"{store.engine.url.render_as_string()}: only SQLite stores are snapshot")
+    return db_file
+
+
+def backup(store: Store, target: BackupTarget, by: str = "backup") -> BackupResult:
+    """Snapshot the store's database and export its approved corrections to ``target`` now; the
+    export is recorded with the backup's location. (:class:`BackupScheduler` does not record its
+    backups: see there.)"""
+    source = _connect(_db_file(store))
+    try:
+        result, _ = _take(store, target, source, by)
+    finally:
+        source.close()
+    store.record_export(by, f"{result.location}/{EXPORT}", list(result.correction_ids))
+    return result
 
 
 def restore_latest(target: BackupTarget, db_file: Path) -> bool:
     """Put the latest backup's database at ``db_file`` if there is none there yet.
 
-    Call before opening the store. Returns whether a snapshot was restored. An existing database
-    is never overwritten."""
+    Call before opening the store. Returns whether a snapshot was restored: False when
+    ``db_file`` exists (it is never overwritten) or the target holds no backup yet (a first
+    start). Raises :class:`BackupUnavailable` when the target cannot be read: a file where its
+    folder should be, permissions, a ``latest`` that is unreadable or names a missing or
+    incomplete backup, a Hub repo that is private to another account, a network failure."""
     if db_file.exists():
         return False
     with tempfile.TemporaryDirectory(prefix="eotd-restore-") as tmp:
-        folder = target.fetch_latest(Path(tmp) / LATEST)
+        try:
+            folder = target.fetch_latest(Path(tmp) / LATEST)
+        except Exception as exc:
+            raise BackupUnavailable(f"cannot read the latest backup in {target}: {exc}") from exc
         if folder is None:
             return False
+        if not (folder / SNAPSHOT).is_file():
+            raise BackupUnavailable(f"the latest backup in {target} has no {SNAPSHOT}")
         db_file.parent.mkdir(parents=True, exist_ok=True)
         partial = db_file.with_suffix(".restoring")
         shutil.copyfile(folder / SNAPSHOT, partial)
@@ -174,43 +273,159 @@ def restore_latest(target: BackupTarget, db_file: Path) -> bool:
 
 
 class BackupScheduler:
-    """Takes a backup every ``interval_s`` seconds in a daemon thread until :meth:`stop`.
+    """Backs up a SQLite store in a daemon thread: after ``every_writes`` write transactions or
+    ``interval_s`` seconds since the last try, whichever comes first, and only if the database
+    changed since the last backup. A failed backup is logged and kept in ``last_error``; the next
+    one is tried on schedule.
 
-    A failed backup is logged and kept in ``last_error``; the next one is tried on schedule."""
+    "Changed" is SQLite's ``PRAGMA data_version`` on the scheduler's own connection: it moves when
+    any other connection, in any process, commits, and is read in the same read transaction the
+    snapshot is copied in, so it names exactly what the last backup holds. It can move without
+    new data (after a WAL checkpoint): then one backup too many is taken, never one too few; so
+    is the first, as what the target holds is not known at start.
+    Writes are counted with engine events on ``store.engine`` (this process only; other
+    processes' writes are backed up on the interval). The scheduler writes nothing to the store:
+    recording each backup as an export would itself be a change, and would make every backup
+    look necessary.
+    """
 
-    def __init__(self, store: Store, target: BackupTarget, interval_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        target: BackupTarget,
+        interval_s: float = INTERVAL_S,
+        every_writes: int = EVERY_WRITES,
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"backup interval must be positive, not {interval_s}")
-        self.store, self.target, self.interval_s = store, target, interval_s
+        if every_writes < 1:
+            raise ValueError(f"backups every N writes needs N >= 1, not {every_writes}")
+        self.store, self.target = store, target
+        self.interval_s, self.every_writes = interval_s, every_writes
         self.last_result: BackupResult | None = None
         self.last_error: Exception | None = None
+        self._source = _connect(_db_file(store))
+        self._backed_up: int | None = None  # data_version of the last snapshot; None: unknown
+        self._writes = 0  # write transactions committed in this process since the last try
+        self._lock = threading.RLock()  # re-entrant: a SIGTERM handler may interrupt a backup
+        self._running = False  # a backup is being taken (by the thread holding the lock)
+        self._closed = False
+        self._pending_signal: tuple[int, FrameType | None] | None = None
+        self._previous_sigterm: Any = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="eotd-backup", daemon=True)
 
     def start(self) -> BackupScheduler:
+        event.listen(self.store.engine, "commit", _mark_write)
+        event.listen(self.store.engine, "checkin", self._count_write)
         self._thread.start()
         return self
 
+    def backup_on_exit(self) -> BackupScheduler:
+        """Take a last backup, if anything changed, when the interpreter exits normally and (when
+        called from the main thread) on SIGTERM. The SIGTERM handler then hands over to the one
+        it replaced, or, if that was the default, ends the process by SIGTERM as before."""
+        # Not atexit: its hooks run after concurrent.futures stops taking work, and exports and
+        # huggingface_hub uploads use thread pools. threading's exit hooks run before that, last
+        # registered first: so register after concurrent.futures has registered its own.
+        import concurrent.futures.thread  # noqa: F401
+
+        threading._register_atexit(self.stop)
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
     def run_once(self) -> BackupResult | None:
-        try:
-            self.last_result = backup(self.store, self.target)
-            self.last_error = None
-        except Exception as exc:
-            log.exception("backup failed")
-            self.last_error = exc
-        return self.last_result
+        """Back up now if the database changed since the last backup; the backup taken, else
+        None (nothing changed, the scheduler is stopped, or it failed: see ``last_error``)."""
+        with self._lock:
+            if self._running or self._closed:
+                return None
+            self._running = True
+            try:
+                result = self._backup_if_changed()
+            finally:
+                self._running = False
+                pending, self._pending_signal = self._pending_signal, None
+        if pending is not None:
+            self._hand_over_sigterm(*pending)
+        return result
 
     def stop(self, final_backup: bool = True) -> None:
-        """Stop the thread, taking one last backup first by default."""
-        self._stop.set()
-        if self._thread.is_alive():
+        """Stop the thread, taking a last backup first (by default) if anything changed. Undoes
+        :meth:`backup_on_exit`; calling it again does nothing."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+        self._wake.set()
+        if self._thread.ident is not None:
+            event.remove(self.store.engine, "commit", _mark_write)
+            event.remove(self.store.engine, "checkin", self._count_write)
             self._thread.join()
         if final_backup:
             self.run_once()
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == self._on_sigterm
+        ):
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        with self._lock:
+            self._closed = True
+            self._source.close()
+
+    def _backup_if_changed(self) -> BackupResult | None:
+        self._writes = 0
+        try:
+            if self._backed_up is not None and _data_version(self._source) == self._backed_up:
+                return None
+            self.last_result, self._backed_up = _take(
+                self.store, self.target, self._source, "backup"
+            )
+        except Exception as exc:
+            log.exception("backup failed")
+            self.last_error = exc
+            return None
+        self.last_error = None
+        return self.last_result
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.run_once()
+
+    def _count_write(self, _dbapi_connection: Any, record: Any) -> None:
+        """Pool check-in, after the transaction has committed: count it if it wrote."""
+        if record is not None and record.info.pop(_WROTE, False):
+            self._writes += 1
+            if self._writes >= self.every_writes:
+                self._wake.set()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        with self._lock:  # waits for a backup in another thread; re-enters one in this thread
+            if self._running:  # the signal interrupted a backup here: end after it
+                self._pending_signal = (signum, frame)
+                return
+        self.run_once()
+        self._hand_over_sigterm(signum, frame)
+
+    def _hand_over_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        """Do what SIGTERM did before :meth:`backup_on_exit`."""
+        previous = self._previous_sigterm
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # SIG_DFL, or a handler not set from Python
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
+def _mark_write(connection: Connection) -> None:
+    """Engine commit (before it happens): flag connections whose transaction wrote."""
+    if connection.get_execution_options().get(WRITE):
+        connection.info[_WROTE] = True
 
 
 def target_from_env() -> BackupTarget | None:
@@ -222,23 +437,49 @@ def target_from_env() -> BackupTarget | None:
     return None
 
 
+def _setting(name: str, default: T, convert: Callable[[str], T]) -> T:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
 def scheduler_from_env(store: Store) -> BackupScheduler | None:
-    """A started scheduler if a backup target is configured, else None."""
+    """A started scheduler, backing up at exit too, if a backup target is configured; else None."""
     target = target_from_env()
     if target is None:
         return None
-    interval = float(os.environ.get("EOTD_BACKUP_INTERVAL", "3600"))
-    return BackupScheduler(store, target, interval).start()
+    scheduler = BackupScheduler(
+        store,
+        target,
+        interval_s=_setting("EOTD_BACKUP_INTERVAL", INTERVAL_S, float),
+        every_writes=_setting("EOTD_BACKUP_EVERY_WRITES", EVERY_WRITES, int),
+    )
+    return scheduler.start().backup_on_exit()
 
 
 def open_store_with_backups(url: str | None = None) -> tuple[Store, BackupScheduler | None]:
-    """Open the store the way the app does on a host with a wiped disk: when a backup target is
-    configured and the SQLite file is missing, restore the latest backup first; then start the
-    scheduled backups. Without a target this is just ``Store(url)``."""
+    """Open the store the way the app does on a host with a wiped disk. Without a backup target
+    configured this is just ``Store(url)``. With one, the store must be SQLite; when its file is
+    missing the latest backup is restored first (none yet: start empty, logged), and a target
+    that cannot be read raises :class:`BackupUnavailable` before any store is opened. Then
+    backups run on schedule, on SIGTERM and at exit."""
     url = url or default_url()
-    db_file = sqlite_path(url)
     target = target_from_env()
-    if target is not None and db_file is not None and restore_latest(target, db_file):
-        log.info("restored the store from the latest backup into %s", db_file)
+    if target is None:
+        return Store(url), None
+    db_file = sqlite_path(url)
+    if db_file is None:
+        backend = make_url(url).get_backend_name()
+        raise ValueError(f"backups (EOTD_BACKUP_REPO/EOTD_BACKUP_DIR) need SQLite, not {backend}")
+    if db_file.exists():
+        log.info("keeping the existing database %s; backups go to %s", db_file, target)
+    elif restore_latest(target, db_file):
+        log.info("restored %s from the latest backup in %s", db_file, target)
+    else:
+        log.info("no backup in %s yet: starting with an empty store at %s", target, db_file)
     store = Store(url)
     return store, scheduler_from_env(store)
