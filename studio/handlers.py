@@ -174,7 +174,7 @@ class Studio:
         if version is None:
             raise InputError(f"there is no model version #{version_id}")
         student = self.load_student(version.base_model, version.adapter_path)
-        before = self.model_info().name
+        before = self._info.name if self._info else None  # never load a model just to name it
         with self._lock:
             self._student = student
             self._info = ModelInfo(version.name, version.base_model, version.adapter_path, version)
@@ -229,8 +229,7 @@ class Studio:
         """Store a correction by ``actor`` (solved once, by the store; raises
         ``CorrectionRejected`` when it does not solve unless ``allow_unsolved``)."""
         corrected_text = _thought_text(thought, corrected_text)
-        require(actor, "save_correction")
-        self.limits.hit(actor.key, "save_correction")
+        self._allow(actor, "save_correction")
         return self.store.add_correction(
             thought,
             corrected_text,
