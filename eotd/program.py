@@ -27,7 +27,7 @@ import math
 import numbers
 import types
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from eotd.sandbox import run_in_sandbox
@@ -37,6 +37,8 @@ MAX_SOURCE_BYTES = 20_000
 MEMORY_MB = 256
 """Address space a program may allocate on top of the warm worker."""
 FILENAME = "<program>"
+MAX_VALUES = 64
+"""The most final variables a run reports (the first ones the program assigned)."""
 
 ALLOWED_MODULES = {
     "math": "floor, ceil, sqrt, gcd, comb: the everyday arithmetic of word problems",
@@ -126,8 +128,10 @@ class ProgramResult:
 
     ``status`` is one of :data:`STATUSES`; ``answer`` is the float answer when ``ok``; ``error`` a
     sentence naming the problem (and its line when known, also in ``line``, 1-based);
-    ``stdout`` what the program printed (capped). ``unavailable``: the sandbox did not run the
-    program (all workers busy, or not confined as required); ``error`` says which.
+    ``stdout`` what the program printed (capped); ``values`` the program's final numeric
+    variables (at most :data:`MAX_VALUES`, for comparing with an EoT's). ``unavailable``: the
+    sandbox did not run the program (all workers busy, or not confined as required); ``error``
+    says which.
     """
 
     status: str
@@ -135,6 +139,7 @@ class ProgramResult:
     error: str | None = None
     stdout: str = ""
     line: int | None = None
+    values: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -330,19 +335,39 @@ def _to_number(value: Any, what: str) -> tuple[str, float | None, str | None]:
     return "ok", number, None
 
 
-def execute_program(code: str) -> tuple[str, float | None, str | None, int | None]:
+def _numeric_values(namespace: dict[str, Any]) -> dict[str, float]:
+    """The program's public variables that hold a finite real number, as floats."""
+    values: dict[str, float] = {}
+    for name, value in namespace.items():
+        if len(values) >= MAX_VALUES:
+            break
+        if name.startswith("_") or isinstance(value, bool):
+            continue
+        if isinstance(value, numbers.Real | decimal.Decimal):
+            try:
+                number = float(value)
+            except (OverflowError, ValueError, ArithmeticError):
+                continue
+            if math.isfinite(number):
+                values[name] = number
+    return values
+
+
+def execute_program(
+    code: str,
+) -> tuple[str, float | None, str | None, int | None, dict[str, float]]:
     """Run ``code`` here and now (call it through the sandbox only) and read its answer.
 
-    Returns ``(status, answer, error, line)``. Safe to call on code that skipped
+    Returns ``(status, answer, error, line, values)``. Safe to call on code that skipped
     :func:`check_program`: the restricted builtins and import still apply.
     """
     try:
         compiled = compile(code, FILENAME, "exec")
     except SyntaxError as exc:
         result = _syntax_error(exc)
-        return result.status, None, result.error, result.line
+        return result.status, None, result.error, result.line, {}
     except (RecursionError, MemoryError, ValueError):
-        return "syntax_error", None, "the program cannot be compiled", None
+        return "syntax_error", None, "the program cannot be compiled", None, {}
     if not _class_snapshots:
         _snapshot_classes()
     namespace: dict[str, Any] = {"__builtins__": _safe_builtins(), "__name__": "__main__"}
@@ -354,17 +379,18 @@ def execute_program(code: str) -> tuple[str, float | None, str | None, int | Non
         elif callable(namespace.get("solution")):
             what, value = "solution()", namespace["solution"]()
         else:
-            return "no_answer", None, "the program neither sets `ans` nor defines solution()", None
+            error = "the program neither sets `ans` nor defines solution()"
+            return "no_answer", None, error, None, _numeric_values(namespace)
     except MemoryError as exc:
         line = _program_line(exc)
-        return "memory_error", None, _located("the program ran out of memory", line), line
+        return "memory_error", None, _located("the program ran out of memory", line), line, {}
     except BaseException as exc:
         line = _program_line(exc)
-        return "runtime_error", None, _located(_exception_text(exc), line), line
+        return "runtime_error", None, _located(_exception_text(exc), line), line, {}
     finally:
         _restore_classes()
     status, answer, error = _to_number(value, what)
-    return status, answer, error, None
+    return status, answer, error, None, _numeric_values(namespace)
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -391,8 +417,8 @@ def run_program(code: str, timeout: float = 5.0) -> ProgramResult:
         return rejected
     outcome = run_in_sandbox(execute_program, code, timeout=timeout, memory_mb=MEMORY_MB)
     if outcome.status == "ok":
-        status, answer, error, line = outcome.value
-        return ProgramResult(status, answer, error, outcome.stdout, line)
+        status, answer, error, line, values = outcome.value
+        return ProgramResult(status, answer, error, outcome.stdout, line, values)
     if outcome.status == "timeout":
         error = f"the program did not finish within {timeout:g} s (an endless loop?)"
         return ProgramResult("timeout", error=error, stdout=outcome.stdout)

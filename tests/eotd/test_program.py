@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eotd import sandbox
-from eotd.program import MAX_SOURCE_BYTES, STATUSES, execute_program, run_program
+from eotd.program import MAX_SOURCE_BYTES, MAX_VALUES, STATUSES, execute_program, run_program
 from eotd.sandbox import run_in_sandbox
 
 MARGIN = 3.0  # seconds of slack on a shared, busy 2-core machine
@@ -44,7 +44,21 @@ def test_ans_is_the_answer_and_print_is_captured():
         "error": None,
         "stdout": "9\n",
         "line": None,
+        "values": {"eggs": 16.0, "eaten": 3.0, "baked": 4.0, "left": 9.0, "ans": 18.0},
     }
+
+
+def test_final_numeric_variables_are_reported_and_nothing_else():
+    code = (
+        "from fractions import Fraction\nfrom decimal import Decimal\nshare = Fraction(1, 4)\n"
+        "price = Decimal('2.50')\nflag = True\nnames = [1, 2]\n_hidden = 5\nhuge = 10 ** 400\n"
+        "ans = share * 8\n"
+    )
+    assert run(code).values == {"share": 0.25, "price": 2.5, "ans": 2.0}
+    many = "".join(f"v{i} = {i}\n" for i in range(MAX_VALUES + 10)) + "ans = 1\n"
+    values = run(many).values
+    assert len(values) == MAX_VALUES and values["v0"] == 0.0  # the first ones assigned
+    assert run("x = 2\nans = 1 / 0\n").values == {}  # a failed run reports none
 
 
 def test_solution_function_pal_style():
@@ -267,14 +281,14 @@ def test_bad_arguments_are_refused():
 
 def test_without_the_static_check_imports_are_still_refused():
     outcome = run_in_sandbox(execute_program, "import os\nans = os.getpid()")
-    status, _, error, line = outcome.value
+    status, _, error, line, _ = outcome.value
     assert (status, line) == ("runtime_error", 1)
     assert "ImportError: import of 'os' is not allowed" in error
 
 
 def test_without_the_static_check_module_internals_stay_hidden():
     code = "import fractions\nans = fractions.sys.modules['os'].getpid()"
-    status, _, error, _ = run_in_sandbox(execute_program, code).value
+    status, _, error, _, _ = run_in_sandbox(execute_program, code).value
     assert status == "runtime_error"
     assert "has no attribute 'sys'" in error
 
@@ -287,7 +301,7 @@ def test_without_the_static_check_a_fork_bomb_still_cannot_fork():
         "while True:\n"
         "    system['fork']()\n"
     )
-    status, _, error, _ = run_in_sandbox(execute_program, escape, timeout=10).value
+    status, _, error, _, _ = run_in_sandbox(execute_program, escape, timeout=10).value
     assert status == "runtime_error"
     assert error.startswith(("PermissionError", "BlockingIOError"))
 
