@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from eotd.model_loading import (
     requested_threads,
     resolve_sources,
 )
-from eotd.student import GenerationSettings, RowEnds
+from eotd.student import GenerationSettings, OnFinish, RowEnds
 
 QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")
 # The files that make a model or an adapter (a folder may hold others: a card, evaluations).
@@ -67,10 +67,12 @@ class CT2Model:
         self,
         prompts: Sequence[str],
         settings: GenerationSettings,
-        on_finish: Callable[[int, list[int], bool], None],
+        on_finish: OnFinish,
     ) -> None:
         """Write a continuation of each prompt (``settings.num_samples`` rows each, prompt-major);
-        ``on_finish(row, tokens, ended)`` as soon as a row ends (see ``RowEnds``)."""
+        ``on_finish(row, tokens, ended, mean_logprob)`` as soon as a row ends (see ``RowEnds``).
+        Greedy log-probabilities equal the torch engine's (tested); when sampling they are
+        CTranslate2's own ``log_prob``."""
         k = settings.num_samples
         ids = [row for row in self.tokenizer(list(prompts))["input_ids"] for _ in range(k)]
         rows = _Rows(self.tokenizer, settings.stop_strings, self.end_ids, ids, on_finish)
@@ -84,6 +86,7 @@ class CT2Model:
             max_length=settings.max_new_tokens,
             end_token=sorted(self.end_ids),
             include_prompt_in_result=False,
+            return_scores=True,  # each step's log_prob, for ThoughtResult.mean_logprob
             callback=rows.step,
             **sampling,
         )
@@ -100,7 +103,7 @@ class _Rows(RowEnds):
         stop_strings: Sequence[str],
         end_ids: set[int],
         prompts: list[list[int]],
-        on_finish: Callable[[int, list[int], bool], None],
+        on_finish: OnFinish,
     ) -> None:
         super().__init__(len(prompts), on_finish)
         self.tokenizer = tokenizer
@@ -116,6 +119,7 @@ class _Rows(RowEnds):
         row = result.batch_id
         if self.done[row]:
             return True
+        self.score(row, result.log_prob)
         if result.token_id in self.end_ids:
             self.finish(row, True)
             return True

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoConfig
+from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 
 from eotd import extract_answer, run_program, solve_equations, vote
@@ -116,8 +116,11 @@ class ThoughtResult:
     sample: int = 0
     new_tokens: int = 0
     finished: bool = True  # False when the thought ran into max_new_tokens
-    values: dict[str, float] = field(default_factory=dict)  # EoT: the solved variables
+    values: dict[str, float] = field(default_factory=dict)  # EoT: solved; PoT: final variables
     stdout: str = ""  # PoT: what the program printed
+    # The model's mean log-probability per written token (its end token included): how sure it
+    # was of the text. None where unknown (a corrected text, or predictions saved before it).
+    mean_logprob: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +173,9 @@ def execute(thought: str, text: str, timeout: float = 5.0) -> ThoughtResult:
         return ThoughtResult(thought, text, answer, "answered")
     if thought == "pot":
         p = run_program(text, timeout=timeout)
-        return ThoughtResult(thought, text, p.answer, p.status, p.error, stdout=p.stdout)
+        return ThoughtResult(
+            thought, text, p.answer, p.status, p.error, values=p.values, stdout=p.stdout
+        )
     if thought == "eot":
         r = solve_equations(text, timeout=timeout)
         return ThoughtResult(
@@ -198,18 +203,32 @@ class _Row:
     sample: int = 0
 
 
-class RowEnds:
-    """Each generated row's tokens, handed to ``on_finish(row, tokens, ended)`` once, when the
-    row ends (``ended``: by an end token or a stop string, not by the token limit)."""
+OnFinish = Callable[[int, list[int], bool, float | None], None]
+"""``on_finish(row, tokens, ended, mean_logprob)``: called once per generated row when it ends."""
 
-    def __init__(self, n: int, on_finish: Callable[[int, list[int], bool], None]) -> None:
+
+class RowEnds:
+    """Each generated row's tokens and their log-probabilities, handed to ``on_finish`` once,
+    when the row ends (``ended``: by an end token or a stop string, not by the token limit)."""
+
+    def __init__(self, n: int, on_finish: OnFinish) -> None:
         self.on_finish = on_finish
         self.tokens: list[list[int]] = [[] for _ in range(n)]
+        self.logprob_sums = [0.0] * n
+        self.steps = [0] * n  # tokens scored, the end token included
         self.done = [False] * n
+
+    def score(self, row: int, logprob: float | None) -> None:
+        """Count the log-probability of the token the row just wrote (None: not reported)."""
+        if logprob is not None:
+            self.logprob_sums[row] += logprob
+            self.steps[row] += 1
 
     def finish(self, row: int, ended: bool) -> None:
         self.done[row] = True
-        self.on_finish(row, self.tokens[row], ended)
+        steps = self.steps[row]
+        mean = self.logprob_sums[row] / steps if steps else None
+        self.on_finish(row, self.tokens[row], ended, mean)
 
     def finish_rest(self) -> None:
         for row, done in enumerate(self.done):
@@ -217,12 +236,25 @@ class RowEnds:
                 self.finish(row, False)
 
 
+class _StepLogprobs(LogitsProcessor):
+    """Keeps each step's log-probabilities (the model's own, before sampling warpers, which
+    ``generate`` applies after custom processors) for the streamer to read the chosen tokens'."""
+
+    def __init__(self) -> None:
+        self.last: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.last = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+
 class _FinishStreamer(BaseStreamer):
     """Receives each decoding step's tokens from ``generate`` and reports rows as they end."""
 
-    def __init__(self, end_ids: set[int], on_finish: Callable[[int, list[int], bool], None]):
+    def __init__(self, end_ids: set[int], on_finish: OnFinish, logprobs: _StepLogprobs):
         self.end_ids = end_ids
         self.on_finish = on_finish
+        self.logprobs = logprobs
         self.rows: RowEnds | None = None
         self.prompt_seen = False
 
@@ -232,9 +264,14 @@ class _FinishStreamer(BaseStreamer):
             return
         if self.rows is None:
             self.rows = RowEnds(value.numel(), self.on_finish)
-        for row, token in enumerate(value.reshape(-1).tolist()):
+        tokens = value.reshape(-1)
+        step = self.logprobs.last
+        chosen = None if step is None else step.gather(1, tokens[:, None].to(step.device))
+        scores = [None] * len(tokens) if chosen is None else chosen.reshape(-1).tolist()
+        for row, token in enumerate(tokens.tolist()):
             if self.rows.done[row]:
                 continue
+            self.rows.score(row, scores[row])
             if token in self.end_ids:
                 self.rows.finish(row, True)
             else:
@@ -306,12 +343,9 @@ class Student:
 
     @torch.inference_mode()
     def _generate_rows(
-        self,
-        prompts: Sequence[str],
-        settings: GenerationSettings,
-        on_finish: Callable[[int, list[int], bool], None],
+        self, prompts: Sequence[str], settings: GenerationSettings, on_finish: OnFinish
     ) -> None:
-        """One batched ``generate`` over ``prompts``; ``on_finish(row, tokens, ended)`` per row.
+        """One batched ``generate`` over ``prompts``; ``on_finish`` (see ``OnFinish``) per row.
 
         Rows are prompt-major: row ``i * num_samples + s`` is sample ``s`` of prompt ``i``.
         """
@@ -323,15 +357,21 @@ class Student:
         enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
         # Rows that stopped on a stop string are padded afterwards: the pad token ends them too.
         ends = {*self.end_ids, self.tokenizer.pad_token_id}
-        streamer = _FinishStreamer(ends, on_finish)
+        logprobs = _StepLogprobs()
+        streamer = _FinishStreamer(ends, on_finish, logprobs)
         with self._lock:
-            self.loaded.model.generate(**enc, streamer=streamer, **self._generate_kwargs(settings))
+            self.loaded.model.generate(
+                **enc,
+                streamer=streamer,
+                logits_processor=LogitsProcessorList([logprobs]),
+                **self._generate_kwargs(settings),
+            )
 
     def generate(self, prompts: Sequence[str]) -> list[tuple[str, int, bool]]:
         """Write a continuation for each prompt: (text, new tokens, ended by an end token)."""
         out: dict[int, tuple[str, int, bool]] = {}
 
-        def keep(row: int, tokens: list[int], ended: bool) -> None:
+        def keep(row: int, tokens: list[int], ended: bool, _: float | None) -> None:
             out[row] = (self._decode(tokens), len(tokens), ended)
 
         self._generate_rows(prompts, self.settings, keep)
@@ -355,8 +395,8 @@ class Student:
         finished: queue.Queue = queue.Queue()
         failure: list[BaseException] = []
 
-        def on_finish(index: int, tokens: list[int], ended: bool) -> None:
-            finished.put((index, tokens, ended))
+        def on_finish(index: int, tokens: list[int], ended: bool, logprob: float | None) -> None:
+            finished.put((index, tokens, ended, logprob))
 
         def work() -> None:
             try:
@@ -369,10 +409,11 @@ class Student:
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
         while (item := finished.get()) is not None:
-            index, tokens, ended = item
+            index, tokens, ended, logprob = item
             row = rows[index // k]
             result = execute(row.thought, self._decode(tokens), self.settings.execution_timeout)
             result.sample, result.new_tokens, result.finished = index % k, len(tokens), ended
+            result.mean_logprob = logprob
             yield row, result
         thread.join()
         if failure:

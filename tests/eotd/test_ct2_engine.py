@@ -50,6 +50,10 @@ def test_ct2_writes_runs_and_votes_like_torch(trained: Path, quantization: str) 
         assert [t.new_tokens for t in got.thoughts] == [t.new_tokens for t in want.thoughts]
         assert all(t.finished for t in got.thoughts)
         assert got.answer == want.answer
+        tolerance = 1e-3 if quantization == "float32" else 0.2  # mean log-prob per token
+        for mine, theirs in zip(got.thoughts, want.thoughts, strict=True):
+            assert theirs.mean_logprob is not None and theirs.mean_logprob <= 0
+            assert mine.mean_logprob == pytest.approx(theirs.mean_logprob, abs=tolerance)
     assert ct2_student.solve(APPLES).answer == 7
 
 
