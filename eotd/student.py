@@ -1,4 +1,4 @@
-"""The student: writes CoT, PoT and EoT for a question, runs each one, and votes.
+"""The student: writes CoT, PoT and EoT for a question, runs each one, and chooses the answer.
 
 All thoughts of a batch of questions go through one batched ``generate`` call (left padding), each
 row stopping at its own end token. Greedy by default; with ``num_samples`` > 1 and sampling on, each
@@ -21,7 +21,7 @@ import torch
 from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 
-from eotd import extract_answer, run_program, solve_equations, vote
+from eotd import extract_answer, run_program, solve_equations
 from eotd.model_loading import (
     LoadedModel,
     end_token_ids,
@@ -30,6 +30,7 @@ from eotd.model_loading import (
     resolve_sources,
 )
 from eotd.prompts import THOUGHTS, build_prompt
+from eotd.verifier import DEFAULT_STRATEGY, choose
 from eotd.vote import Vote
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class GenerationSettings:
     # were never taught to stop).
     stop_strings: tuple[str, ...] = ("\nQuestion:",)
     execution_timeout: float = 5.0  # seconds per program / equation system
-    strategy: str = "majority"  # vote strategy, see eotd.vote
+    strategy: str = DEFAULT_STRATEGY  # how the answer is chosen, see eotd.verifier.choose
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -185,12 +186,11 @@ def execute(thought: str, text: str, timeout: float = 5.0) -> ThoughtResult:
 
 
 def combine(
-    question: str, results: Sequence[ThoughtResult], strategy: str = "majority"
+    question: str, results: Sequence[ThoughtResult], strategy: str = DEFAULT_STRATEGY
 ) -> Solution:
-    """Vote over the results of one question's thoughts."""
+    """Choose the answer of one question's thoughts (see ``eotd.verifier.choose``)."""
     ordered = sorted(results, key=lambda t: (THOUGHTS.index(t.thought), t.sample))
-    answers = {name: [t.answer for t in ordered if t.thought == name] for name in THOUGHTS}
-    return Solution(question, ordered, vote(answers, strategy=strategy))
+    return Solution(question, ordered, choose(question, ordered, strategy))
 
 
 @dataclass
@@ -459,6 +459,6 @@ class Student:
         for question, found in zip(questions, results, strict=True):
             solution = combine(question, found, self.settings.strategy)
             solution.seconds = seconds
-            solution.votes = {s: vote(solution.answers(), strategy=s) for s in strategies}
+            solution.votes = {s: choose(question, solution.thoughts, s) for s in strategies}
             solutions.append(solution)
         return solutions

@@ -10,6 +10,9 @@ A thought may give one answer or several (k samples, for self-consistency). Fail
 - ``weighted``: like majority, but each vote counts its thought's weight (e.g. validation accuracy).
 - ``fallback``: the first thought in ``order`` that has an answer (its most common one).
 - ``cot`` / ``pot`` / ``eot``: that thought alone.
+
+``verified`` (a selector over signals of each answer) reads the thoughts themselves, not just
+their answers: :func:`eotd.verifier.choose` runs it and every strategy here.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Vote:
     strategy: str
     explanation: str
     candidates: list[Candidate] = field(default_factory=list)
+    confidence: float | None = None  # verified: the selector's probability that it is right
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +94,11 @@ def vote(
     weights: Mapping[str, float] | None = None,
 ) -> Vote:
     """Pick one answer from the thoughts' answers (see the module docstring for strategies)."""
+    if strategy == "verified":
+        raise ValueError(
+            "the verified strategy reads the thoughts, not just their answers: use "
+            "eotd.verifier.choose(question, thoughts, 'verified')"
+        )
     if strategy not in STRATEGIES:
         raise ValueError(
             f"unknown vote strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"

@@ -1,0 +1,325 @@
+"""Choosing the answer: signals for each candidate answer, and a small selector that weighs them.
+
+Majority voting cannot pick the right answer out of scattered wrong ones. For every distinct
+answer among a question's thoughts (and samples), :func:`candidates` measures what a careful
+reader would look at (see :data:`SIGNALS`): how many thoughts and samples back it, whether they
+finished, whether they use the numbers the question states, whether the answer has the kind a
+word problem's answer has, how sure the model was of the text, and whether a program's
+intermediate values agree with the other thoughts'. A :class:`Selector` (logistic regression over
+the standardised signals, fitted by ``training.fit_selector`` on held-out problems only) turns them
+into the probability that the answer is right; :func:`select` takes the likeliest and says in words
+what decided. :func:`choose` is the one entry point for every strategy, votes included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from eotd.answers import same_answer
+from eotd.prompts import THOUGHTS
+from eotd.vote import DEFAULT_ORDER, Candidate, Vote, vote
+
+DEFAULT_SELECTOR = Path(__file__).resolve().parents[1] / "models" / "selector.json"
+"""The selector shipped beside the default adapter (``training.fit_selector`` writes it)."""
+
+DEFAULT_STRATEGY = "verified"
+"""How the student, the app and the evaluations choose an answer unless told otherwise (the
+selector beats the majority vote on GSM8K and SVAMP: models/README.md)."""
+
+SIGNALS: dict[str, str] = {
+    "share": "share of all samples that give this answer",
+    "thoughts": "share of the three thoughts (CoT, PoT, EoT) that give it",
+    "cot": "share of the CoT samples that give it",
+    "pot": "share of the PoT samples that give it",
+    "eot": "share of the EoT samples that give it",
+    "finished": "share of its samples that ended before the token limit",
+    "numbers_used": "share of the question's numbers its samples use (mean)",
+    "all_numbers": "share of its samples that use every number the question states",
+    "integer": "1 when the answer is a whole number",
+    "magnitude": "log10 of the answer's size against the question's largest number",
+    "negative": "1 when the answer is below zero",
+    "in_question": "1 when the answer is one of the question's own numbers",
+    "agreement": "share of its intermediate results that another kind of thought also reached",
+    "logprob": "the model's mean token log-probability over its samples",
+}
+"""Every signal :func:`candidates` computes, and what it measures."""
+
+PHRASES: dict[str, tuple[str, str]] = {
+    "share": ("more of the samples give it", "fewer of the samples give it"),
+    "thoughts": ("more thoughts agree on it", "fewer thoughts agree on it"),
+    "cot": ("the CoT backs it", "the CoT does not back it"),
+    "pot": ("the program backs it", "the program does not back it"),
+    "eot": ("the equations back it", "the equations do not back it"),
+    "finished": ("its thoughts finished", "its thoughts ran out of tokens"),
+    "numbers_used": ("it uses more of the question's numbers", "it skips numbers of the question"),
+    "all_numbers": ("it uses every number given", "it leaves numbers of the question unused"),
+    "integer": ("it is a whole number", "it is not a whole number"),
+    "magnitude": ("it is larger", "its size fits the question's numbers"),
+    "negative": ("it is negative", "it is not negative"),
+    "in_question": ("it is a number the question states", "it is not just a number restated"),
+    "agreement": ("its steps agree with another thought's", "its steps agree with no other"),
+    "logprob": ("the model was surer of its text", "the model was less sure of its text"),
+}
+"""How :func:`select` says that a signal favoured (first) or held back (second) the answer."""
+
+_WORD_NUMBERS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000, "dozen": 12,
+    "half": 0.5, "twice": 2, "double": 2, "triple": 3, "thrice": 3, "quarter": 0.25,
+}  # fmt: skip
+_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])\d*\.?\d+(?![\w])")
+_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+_STEP = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")  # a CoT's "... = 48" results
+
+
+class Thought(Protocol):
+    """What the verifier reads of a thought (``ThoughtResult`` and the app's view have it)."""
+
+    thought: str
+    text: str
+    answer: float | None
+    finished: bool
+    values: dict[str, float]
+
+
+@dataclass
+class Evidence:
+    """One distinct answer of a question's thoughts, with the signals measured for it."""
+
+    answer: float
+    thoughts: list[str]  # the thoughts that give it, in THOUGHTS order
+    signals: dict[str, float]
+
+
+def numbers_in(text: str, words: bool = False) -> list[float]:
+    """The numbers written in ``text`` (digits, with thousands commas; with ``words`` also
+    "three", "dozen", "half"...), in order."""
+    found = [float(m.replace(",", "")) for m in _NUMBER.findall(text)]
+    if words:
+        found += [float(_WORD_NUMBERS[w.lower()]) for w in _WORD.findall(text)]
+    return found
+
+
+def _contains(pool: Sequence[float], x: float) -> bool:
+    return any(same_answer(x, y) for y in pool)
+
+
+def _literals(t: Thought) -> list[float]:
+    """The numbers a thought writes itself: an EoT's equations without its % comments."""
+    if t.thought == "eot":
+        lines = t.text.splitlines()
+        return numbers_in("\n".join(ln for ln in lines if not ln.lstrip().startswith("%")))
+    return numbers_in(t.text)
+
+
+def _steps(t: Thought) -> list[float]:
+    """The intermediate results of a thought: solved or final variables, or a CoT's "= N"."""
+    if t.thought == "cot":
+        return [float(m.replace(",", "")) for m in _STEP.findall(t.text)]
+    return list(t.values.values())
+
+
+def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
+    """Every distinct answer of ``thoughts`` (all samples of all three) with its signals."""
+    given = numbers_in(question, words=True)
+    total = max(len(thoughts), 1)
+    per_thought = {name: sum(t.thought == name for t in thoughts) for name in THOUGHTS}
+    steps = [
+        [s for s in _steps(t) if not _contains(given, s)] for t in thoughts
+    ]  # what each thought worked out (restated givens are no evidence)
+    groups: list[tuple[float, list[int]]] = []
+    for i, t in enumerate(thoughts):
+        if t.answer is None or not math.isfinite(t.answer):
+            continue
+        group = next((g for g in groups if same_answer(g[0], t.answer)), None)
+        if group is None:
+            groups.append((float(t.answer), [i]))
+        else:
+            group[1].append(i)
+    out = []
+    for answer, members in groups:
+        backing = [thoughts[i] for i in members]
+        names = [n for n in THOUGHTS if any(t.thought == n for t in backing)]
+        used = []
+        for t in backing:
+            written = _literals(t)
+            used.append(sum(_contains(written, g) for g in given) / len(given) if given else 1.0)
+        agree = []
+        for i in members:
+            others = [s for j, t in enumerate(thoughts) if t.thought != thoughts[i].thought
+                      for s in steps[j]]  # fmt: skip
+            if steps[i]:
+                agree.append(sum(_contains(others, s) for s in steps[i]) / len(steps[i]))
+        logprobs = [lp for t in backing if (lp := getattr(t, "mean_logprob", None)) is not None]
+        signals = {
+            "share": len(members) / total,
+            "thoughts": len(names) / len(THOUGHTS),
+            **{
+                n: sum(t.thought == n for t in backing) / per_thought[n] if per_thought[n] else 0.0
+                for n in THOUGHTS
+            },
+            "finished": sum(t.finished for t in backing) / len(backing),
+            "numbers_used": sum(used) / len(used),
+            "all_numbers": sum(u >= 1.0 for u in used) / len(used),
+            "integer": float(abs(answer - round(answer)) < 1e-9),
+            "magnitude": math.log10((abs(answer) + 1) / (max(map(abs, given), default=0) + 1)),
+            "negative": float(answer < 0),
+            "in_question": float(_contains(given, answer)),
+            "agreement": sum(agree) / len(agree) if agree else 0.0,
+        }
+        if logprobs:
+            signals["logprob"] = sum(logprobs) / len(logprobs)
+        out.append(Evidence(answer, names, signals))
+    return out
+
+
+@dataclass
+class Selector:
+    """Logistic regression over standardised signals: P(answer right) = sigmoid(w . z + b),
+    ``z = (signal - mean) / scale``. A signal a candidate lacks (no log-probabilities saved)
+    counts as its mean."""
+
+    signals: list[str]
+    weights: list[float]
+    bias: float
+    mean: list[float]
+    scale: list[float]
+    fitted_on: dict = field(default_factory=dict)  # what training.fit_selector recorded
+
+    def __post_init__(self) -> None:
+        unknown = set(self.signals) - set(SIGNALS)
+        if unknown:
+            raise ValueError(f"unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
+        n = len(self.signals)
+        if not len(self.weights) == len(self.mean) == len(self.scale) == n:
+            raise ValueError("a selector needs one weight, mean and scale per signal")
+        if any(s <= 0 for s in self.scale):
+            raise ValueError("every scale must be positive")
+
+    def standardised(self, evidence: Evidence) -> list[float]:
+        return [
+            (evidence.signals.get(name, mu) - mu) / sd
+            for name, mu, sd in zip(self.signals, self.mean, self.scale, strict=True)
+        ]
+
+    def contributions(self, evidence: Evidence) -> dict[str, float]:
+        """Each signal's share of the logit (weight x standardised value)."""
+        z = self.standardised(evidence)
+        return {name: w * v for name, w, v in zip(self.signals, self.weights, z, strict=True)}
+
+    def probability(self, evidence: Evidence) -> float:
+        logit = self.bias + sum(self.contributions(evidence).values())
+        return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Selector:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a selector file: {exc}") from exc
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> Selector:
+    return Selector.load(path)
+
+
+def load_selector(path: str | Path | None = None) -> Selector:
+    """The selector in ``path`` (default: the shipped ``models/selector.json``), cached."""
+    path = Path(path or DEFAULT_SELECTOR)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no selector at {path}; fit one with `python -m training.fit_selector`"
+        )
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+def _rank_key(evidence: Evidence, order: Sequence[str]) -> int:
+    return min((order.index(t) for t in evidence.thoughts if t in order), default=len(order))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _reasons(selector: Selector, best: Evidence, other: Evidence) -> tuple[list, list]:
+    """In words: the signals that most favoured ``best`` over ``other``, and most held it back."""
+    mine, theirs = selector.contributions(best), selector.contributions(other)
+    weight = dict(zip(selector.signals, selector.weights, strict=True))
+    diff = sorted(((mine[n] - theirs[n], n) for n in mine), reverse=True)
+    # A signal favours the answer when its value is higher and its weight positive, or lower
+    # and its weight negative: PHRASES[n][0] says "higher", PHRASES[n][1] "lower".
+    pro = [PHRASES[n][0 if weight[n] > 0 else 1] for d, n in diff[:3] if d > 0.05]
+    con = [PHRASES[n][1 if weight[n] > 0 else 0] for d, n in diff[::-1][:2] if d < -0.05]
+    return pro, con
+
+
+def rank(
+    found: Sequence[Evidence], selector: Selector, order: Sequence[str] = DEFAULT_ORDER
+) -> list[tuple[float, Evidence]]:
+    """The candidates with their probability of being right, likeliest first (ties: ``order``,
+    as the vote breaks them)."""
+    scored = [(selector.probability(e), e) for e in found]
+    return sorted(scored, key=lambda pe: (-pe[0], _rank_key(pe[1], order)))
+
+
+def select(
+    question: str,
+    thoughts: Sequence[Thought],
+    selector: Selector | None = None,
+    order: Sequence[str] = DEFAULT_ORDER,
+) -> Vote:
+    """The answer the selector finds likeliest right, with its confidence and, in words, the
+    signals that decided."""
+    selector = selector or load_selector()
+    scored = rank(candidates(question, thoughts), selector, order)
+    if not scored:
+        return Vote(None, [], "verified", "No thought produced an answer.", confidence=0.0)
+    p, best = scored[0]
+    runner = scored[1] if len(scored) > 1 else None
+    names = ", ".join(t.upper() for t in best.thoughts)
+    why = f"{_fmt(best.answer)} is likeliest right ({p:.0%}, from {names})"
+    if runner is None:
+        why += ": the only answer given."
+    else:
+        pro, con = _reasons(selector, best, runner[1])
+        why += f" over {_fmt(runner[1].answer)} ({runner[0]:.0%})"
+        why += (": " + "; ".join(pro) if pro else "") + "."
+        if con:
+            why += " Against it: " + "; ".join(con) + "."
+    cands = [Candidate(e.answer, round(pe, 4), list(e.thoughts)) for pe, e in scored]
+    return Vote(best.answer, list(best.thoughts), "verified", why, cands, confidence=p)
+
+
+def choose(
+    question: str,
+    thoughts: Sequence[Thought],
+    strategy: str = "majority",
+    order: Sequence[str] = DEFAULT_ORDER,
+    weights: Mapping[str, float] | None = None,
+    selector: Selector | None = None,
+) -> Vote:
+    """Pick one answer from a question's thoughts: "verified" through the selector, any other
+    strategy through :func:`eotd.vote.vote` over the thoughts' answers."""
+    if strategy == "verified":
+        return select(question, thoughts, selector, order)
+    answers = {n: [t.answer for t in thoughts if t.thought == n] for n in THOUGHTS}
+    return vote(answers, strategy, order, weights)
