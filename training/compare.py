@@ -7,7 +7,8 @@ Reads the ``predictions_{set}.jsonl`` files that both folders hold (``training.e
 rule: accuracy of A and of B on the shared problems, how many only A or only B gets right (the
 discordant pairs that decide whether a difference is more than noise) with the exact two-sided
 sign-test p-value, and how often the two wrote the same answer. Writes ``comparison.json`` and
-``comparison.md`` to ``output_dir`` (default: B's folder).
+``comparison.md`` to ``output_dir`` (default: B's folder). Two ways of choosing on the same
+predictions pair too: ``--a X --b X --vote majority --vote_b verified``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import asdict, dataclass
 from math import comb
 from pathlib import Path
 
-from eotd import same_answer, vote
+from eotd import same_answer
 from eotd.prompts import THOUGHTS
+from eotd.verifier import Selector, choose, load_selector
 from training.config import load_config, save_config
 from training.evaluate import STRATEGIES
 from training.rescore import load_predictions
@@ -31,9 +33,9 @@ class CompareConfig:
     a: str = "models/eval/student"  # folder with predictions_{set}.jsonl
     b: str = "runs/eval"  # the other folder
     output_dir: str = ""  # where to write comparison.json/.md; default: b
-    vote: str = (
-        "majority"  # the vote rule compared besides the thoughts (training.evaluate's names)
-    )
+    vote: str = "majority"  # A's way of choosing, compared besides the thoughts (evaluate's names)
+    vote_b: str = ""  # B's way of choosing; "": the same as vote (e.g. majority vs verified)
+    selector: str = ""  # the selector file for "verified"; "": models/selector.json
 
 
 @dataclass
@@ -59,32 +61,44 @@ def sign_test(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def _answers(path: Path, vote_rule: str) -> dict[str, tuple[float, dict[str, float | None]]]:
-    """id -> (gold, {thought or vote: answer}) of one predictions file."""
-    problems, solutions = load_predictions(path)
+def _answers(
+    path: Path, vote_rule: str, selector: Selector | None = None
+) -> dict[str, tuple[float, dict[str, float | None]]]:
+    """id -> (gold, {thought or way of choosing: answer}) of one predictions file."""
+    problems, solutions = load_predictions(path, refresh=vote_rule == "verified")
+    strategy, order = STRATEGIES[vote_rule]
     out = {}
     for problem, solution in zip(problems, solutions, strict=True):
-        every = solution.answers()  # with k samples a thought's answer is its own vote, as in
-        answers = {t: vote(every, strategy=t).answer for t in THOUGHTS}  # training.evaluate
-        strategy, order = STRATEGIES[vote_rule]
-        answers[vote_rule] = vote(every, strategy=strategy, order=order).answer
+        q, thoughts = solution.question, solution.thoughts
+        # with k samples a thought's answer is its own vote, as in training.evaluate
+        answers = {t: choose(q, thoughts, t).answer for t in THOUGHTS}
+        answers[vote_rule] = choose(q, thoughts, strategy, order, selector=selector).answer
         out[problem["id"]] = (float(problem["answer"]), answers)
     return out
 
 
-def pair(a: Path, b: Path, vote_rule: str = "majority") -> list[Paired]:
-    """Compare two predictions files of the same set on their shared problem ids."""
-    left, right = _answers(a, vote_rule), _answers(b, vote_rule)
+def pair(
+    a: Path,
+    b: Path,
+    vote_rule: str = "majority",
+    vote_b: str = "",
+    selector: Selector | None = None,
+) -> list[Paired]:
+    """Compare two predictions files of the same set on their shared problem ids: each thought,
+    and A's ``vote_rule`` against B's ``vote_b`` (default: the same rule)."""
+    vote_b = vote_b or vote_rule
+    left, right = _answers(a, vote_rule, selector), _answers(b, vote_b, selector)
     shared = [i for i in left if i in right]
     if not shared:
         raise ValueError(f"{a} and {b} share no problem ids")
     rows = []
-    for name in (*THOUGHTS, vote_rule):
+    rule = vote_rule if vote_b == vote_rule else f"{vote_rule} / {vote_b}"
+    for name, key_a, key_b in [*((t, t, t) for t in THOUGHTS), (rule, vote_rule, vote_b)]:
         right_a = right_b = only_a = only_b = same = 0
         for i in shared:
             gold, answers_a = left[i]
             _, answers_b = right[i]
-            x, y = answers_a.get(name), answers_b.get(name)
+            x, y = answers_a.get(key_a), answers_b.get(key_b)
             ok_a, ok_b = same_answer(x, gold), same_answer(y, gold)
             right_a, right_b = right_a + ok_a, right_b + ok_b
             only_a, only_b = only_a + (ok_a and not ok_b), only_b + (ok_b and not ok_a)
@@ -99,8 +113,10 @@ def pair(a: Path, b: Path, vote_rule: str = "majority") -> list[Paired]:
 
 def compare(cfg: CompareConfig) -> dict[str, list[Paired]]:
     """Pair every predictions file that both folders hold; write and return the results."""
-    if cfg.vote not in STRATEGIES:
-        raise ValueError(f"unknown vote {cfg.vote!r}; use one of {', '.join(STRATEGIES)}")
+    for rule in (cfg.vote, cfg.vote_b or cfg.vote):
+        if rule not in STRATEGIES:
+            raise ValueError(f"unknown vote {rule!r}; use one of {', '.join(STRATEGIES)}")
+    selector = load_selector(cfg.selector or None) if "verified" in (cfg.vote, cfg.vote_b) else None
     a, b = Path(cfg.a), Path(cfg.b)
     names = sorted(
         p.name for p in b.glob("predictions_*.jsonl") if (a / p.name).is_file()
@@ -108,7 +124,9 @@ def compare(cfg: CompareConfig) -> dict[str, list[Paired]]:
     if not names:
         raise FileNotFoundError(f"{a} and {b} hold no predictions file of the same set")
     results = {
-        name.removeprefix("predictions_").removesuffix(".jsonl"): pair(a / name, b / name, cfg.vote)
+        name.removeprefix("predictions_").removesuffix(".jsonl"): pair(
+            a / name, b / name, cfg.vote, cfg.vote_b, selector
+        )
         for name in names
     }
     out = Path(cfg.output_dir or b)

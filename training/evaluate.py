@@ -19,17 +19,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from eotd import same_answer, vote
+from eotd import same_answer
 from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Solution, Student, load_engine
+from eotd.verifier import Selector, choose, load_selector
 from eotd.vote import DEFAULT_ORDER
 from training.config import load_config, save_config
 from training.datasets import EVALUATION_SETS, load_problems
 
-# Vote strategies reported: name -> (strategy, order of preference / tie-break).
+# Ways of choosing the answer reported: name -> (strategy, order of preference / tie-break).
 STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "majority": ("majority", DEFAULT_ORDER),  # the app's vote (ties: PoT, EoT, CoT)
+    "verified": ("verified", DEFAULT_ORDER),  # the app's choice: the selector (eotd.verifier)
+    "majority": ("majority", DEFAULT_ORDER),  # the vote (ties: PoT, EoT, CoT)
     "majority_eot_first": ("majority", ("eot", "pot", "cot")),
     "fallback_eot_pot_cot": ("fallback", ("eot", "pot", "cot")),
     "fallback_pot_eot_cot": ("fallback", ("pot", "eot", "cot")),
@@ -58,6 +60,7 @@ class EvalConfig:
     dtype: str = "auto"
     threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
     engine: str = "torch"  # "torch", "ct2" (CTranslate2, int8 weights; CPU, faster) or "auto"
+    selector: str = ""  # the answer selector's file for "verified"; "": models/selector.json
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
 
@@ -79,8 +82,22 @@ def _share(n: int, total: int) -> float:
     return round(100.0 * n / total, 2) if total else 0.0
 
 
-def score(problems: list[dict], solutions: list[Solution], seconds: float) -> dict:
-    """Accuracy per thought and per vote strategy, oracle, failure reasons and throughput."""
+def chosen(solution: Solution, selector: Selector | None = None) -> dict[str, float | None]:
+    """The answer of each reported way of choosing (``STRATEGIES``)."""
+    q, thoughts = solution.question, solution.thoughts
+    return {
+        name: choose(q, thoughts, strategy, order, selector=selector).answer
+        for name, (strategy, order) in STRATEGIES.items()
+    }
+
+
+def score(
+    problems: list[dict],
+    solutions: list[Solution],
+    seconds: float,
+    selector: Selector | None = None,
+) -> dict:
+    """Accuracy per thought and per way of choosing, oracle, failure reasons and throughput."""
     total = len(problems)
     right: Counter[str] = Counter()
     answered: Counter[str] = Counter()
@@ -91,11 +108,11 @@ def score(problems: list[dict], solutions: list[Solution], seconds: float) -> di
         gold = float(problem["answer"])
         answers = solution.answers()
         for thought in THOUGHTS:
-            picked = vote(answers, strategy=thought).answer
+            picked = choose(solution.question, solution.thoughts, thought).answer
             right[thought] += same_answer(picked, gold)
             answered[thought] += picked is not None
-        for name, (strategy, order) in STRATEGIES.items():
-            right[name] += same_answer(vote(answers, strategy=strategy, order=order).answer, gold)
+        for name, answer in chosen(solution, selector).items():
+            right[name] += same_answer(answer, gold)
         right["oracle"] += any(same_answer(a, gold) for v in answers.values() for a in v)
         for t in solution.thoughts:
             statuses[t.thought][t.status] += 1
@@ -144,14 +161,10 @@ def markdown(label: str, results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prediction_row(problem: dict, solution: Solution) -> dict:
+def prediction_row(problem: dict, solution: Solution, selector: Selector | None = None) -> dict:
     """One line of ``predictions_{set}.jsonl`` (what ``training.rescore`` reads back)."""
     gold = float(problem["answer"])
-    answers = solution.answers()
-    votes = {
-        name: vote(answers, strategy=strategy, order=order).answer
-        for name, (strategy, order) in STRATEGIES.items()
-    }
+    votes = chosen(solution, selector)
     return {
         "id": problem["id"],
         "question": problem["question"],
@@ -165,6 +178,7 @@ def prediction_row(problem: dict, solution: Solution) -> dict:
 def evaluate(cfg: EvalConfig) -> dict:
     """Run the evaluation described by ``cfg``; return {"label", "model", "datasets": {...}}."""
     sets = {set_name(s): test_problems(s, cfg.limit) for s in cfg.datasets}  # fail early
+    selector = load_selector(cfg.selector or None)
     out = Path(cfg.output_dir)
     save_config(cfg, out)
     settings = GenerationSettings(
@@ -197,10 +211,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                 [p["question"] for p in problems], batch_size=batch_size, progress=bar.update
             )
             seconds = time.perf_counter() - started
-        results[name] = score(problems, solutions, seconds)
+        results[name] = score(problems, solutions, seconds, selector)
         with (out / f"predictions_{name}.jsonl").open("w", encoding="utf-8") as f:
             for problem, solution in zip(problems, solutions, strict=True):
-                f.write(json.dumps(prediction_row(problem, solution)) + "\n")
+                f.write(json.dumps(prediction_row(problem, solution, selector)) + "\n")
     report = {
         "label": label,
         "model": student.loaded.base,

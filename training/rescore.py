@@ -4,7 +4,8 @@
 
 Reads every ``predictions_{set}.jsonl`` that ``training.evaluate`` wrote in the folder (each
 line holds the gold answer and every thought's text, status and answer), votes again with the
-current rules, and writes ``metrics.json`` and ``results.md`` like an evaluation (throughput is
+current rules (the selector's too: programs saved without their variables run again, in the
+sandbox), and writes ``metrics.json`` and ``results.md`` like an evaluation (throughput is
 unknown there, so it is left out).
 """
 
@@ -14,7 +15,9 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from eotd import run_program
 from eotd.student import Solution, ThoughtResult, combine
+from eotd.verifier import load_selector
 from training.config import load_config, save_config
 from training.evaluate import markdown, score
 
@@ -26,10 +29,20 @@ class RescoreConfig:
     predictions: str = "runs/eval"  # folder with predictions_{set}.jsonl (training.evaluate's)
     output_dir: str = ""  # where to write metrics.json and results.md; default: predictions
     label: str = ""  # name of the model in the tables; default: the folder's name
+    selector: str = ""  # the selector file for "verified"; "": models/selector.json
 
 
-def load_predictions(path: Path) -> tuple[list[dict], list[Solution]]:
-    """The problems (id, question, answer) and solutions of one predictions file."""
+def refresh_values(thought: ThoughtResult) -> ThoughtResult:
+    """Run a saved program again when its final variables were not saved (predictions written
+    before programs reported them); the saved answer and status stay as they were."""
+    if thought.thought == "pot" and not thought.values and thought.answer is not None:
+        thought.values = run_program(thought.text).values
+    return thought
+
+
+def load_predictions(path: Path, refresh: bool = False) -> tuple[list[dict], list[Solution]]:
+    """The problems (id, question, answer) and solutions of one predictions file; ``refresh``:
+    re-run programs whose variables were not saved (see :func:`refresh_values`)."""
     names = {f.name for f in fields(ThoughtResult)}
     problems, solutions = [], []
     with path.open(encoding="utf-8") as f:
@@ -42,6 +55,8 @@ def load_predictions(path: Path) -> tuple[list[dict], list[Solution]]:
                 ]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number} is not a prediction row: {exc}") from exc
+            if refresh:
+                thoughts = [refresh_values(t) for t in thoughts]
             problems.append({"id": row["id"], "question": row["question"], "answer": row["gold"]})
             solutions.append(combine(row["question"], thoughts))
     return problems, solutions
@@ -53,10 +68,11 @@ def rescore(cfg: RescoreConfig) -> dict[str, dict]:
     files = sorted(folder.glob("predictions_*.jsonl"))
     if not files:
         raise FileNotFoundError(f"no predictions_*.jsonl in {folder}")
+    selector = load_selector(cfg.selector or None)
     results = {}
     for path in files:
-        problems, solutions = load_predictions(path)
-        results[path.stem.removeprefix("predictions_")] = score(problems, solutions, 0.0)
+        problems, solutions = load_predictions(path, refresh=True)
+        results[path.stem.removeprefix("predictions_")] = score(problems, solutions, 0.0, selector)
     out = Path(cfg.output_dir or folder)
     save_config(cfg, out, name="rescore_config.yaml")
     label = cfg.label or folder.name

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from eotd.verifier import Selector
 from training.compare import main, pair, sign_test
 
 
@@ -84,3 +85,17 @@ def test_with_k_samples_a_thought_answers_by_its_own_vote(tmp_path: Path) -> Non
     b = _write(tmp_path / "b", [sampled])
     pot = next(r for r in pair(a, b) if r.name == "pot")
     assert (pot.accuracy_a, pot.accuracy_b, pot.only_b) == (0.0, 100.0, 1)
+
+
+def test_two_ways_of_choosing_pair_on_the_same_predictions(tmp_path: Path) -> None:
+    question = "Ann has 3 bags with 4 apples each. She eats 2 apples. How many apples are left?"
+    row = _row("1", 10, 4, 4, 10)  # CoT and PoT copy a given number; the EoT works it out
+    row["question"] = question
+    row["thoughts"][1]["text"] = "ans = 4"
+    row["thoughts"][2]["text"] = "total = 3 * 4\nleft = total - 2\nans = left"
+    path = _write(tmp_path / "a", [row])
+    selector = Selector(["in_question", "numbers_used"], [-3.0, 2.0], 0.0, [0.0] * 2, [1.0] * 2)
+    rows = {r.name: r for r in pair(path, path, "majority", "verified", selector)}
+    chosen = rows["majority / verified"]
+    assert (chosen.accuracy_a, chosen.accuracy_b, chosen.only_a, chosen.only_b) == (0, 100, 0, 1)
+    assert rows["cot"].same_answer == 100.0  # the thoughts themselves are the same

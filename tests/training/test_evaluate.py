@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from eotd.student import ThoughtResult, combine
+from eotd.verifier import Selector, choose
 from training.evaluate import main, score
 from training.tiny_model import make_tiny_student
 
@@ -39,6 +40,18 @@ def test_scores_per_thought_vote_and_oracle() -> None:
     assert r["answered"]["eot"] == 33.33
     assert r["status"]["eot"] == {"parse_error": 33.33, "solved": 33.33, "underdetermined": 33.33}
     assert r["problems_per_second"] == 1.5
+    # "verified" is the shipped selector's choice, reported beside the vote.
+    want = [choose(s.question, s.thoughts, "verified").answer for s in solutions]
+    right = sum(a == p["answer"] for a, p in zip(want, problems, strict=True))
+    assert acc["verified"] == round(100 * right / 3, 2)
+
+
+def test_a_selector_file_decides_the_verified_column(tmp_path: Path) -> None:
+    problems = [{"answer": 30}]
+    solutions = [_solution("b 6 x 5", 30.0, 12.0, 12.0)]  # majority: 12; the CoT alone: 30
+    cot_only = Selector(["cot", "share"], [5.0, -1.0], 0.0, [0.0, 0.0], [1.0, 1.0])
+    assert score(problems, solutions, 1.0, cot_only)["accuracy"]["verified"] == 100.0
+    assert score(problems, solutions, 1.0, cot_only)["accuracy"]["majority"] == 0.0
 
 
 PROBLEMS = [
@@ -88,8 +101,9 @@ def test_run_writes_metrics_table_and_predictions(
     predictions = [json.loads(x) for x in (out / "predictions_mini.jsonl").read_text().splitlines()]
     assert [p["id"] for p in predictions] == ["t-0", "t-1"]
     assert all(p["correct"]["majority"] for p in predictions)
+    assert all(p["correct"]["verified"] for p in predictions)
     table = (out / "results.md").read_text()
-    assert "| majority |" in table and "| mini | 2 |" in table
+    assert "| verified | majority |" in table and "| mini | 2 |" in table
 
 
 def test_unknown_dataset_fails_before_loading_a_model(tmp_path: Path) -> None:

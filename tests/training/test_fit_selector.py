@@ -1,0 +1,91 @@
+"""Fitting the answer selector on held-out predictions, and its report against majority."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eotd.student import combine, execute
+from eotd.verifier import load_selector
+from training.datasets import load_problems
+from training.evaluate import prediction_row
+from training.fit_selector import FitSelectorConfig, cross_validate, fit, picks, read, run
+
+
+def _problem(i: int, trap: bool) -> tuple[dict, object]:
+    """A made-up problem: PoT is right and uses both numbers; CoT and EoT use one. On ``trap``
+    problems CoT and EoT agree on the same wrong answer, so the majority vote is wrong."""
+    a, b = 10 + i, 3 + i % 5
+    question = f"Tom has {a} red marbles and {b} blue marbles. How many marbles does he have?"
+    wrong_cot = 2 * a if trap else a
+    thoughts = [
+        execute("cot", f"He has {a} and {a}. The answer is {wrong_cot}."),
+        execute("pot", f"red = {a}\nblue = {b}\nans = red + blue"),
+        execute("eot", f"x = {a} * 2\nans = x"),
+    ]
+    return {"id": f"made-{i}", "question": question, "answer": a + b}, combine(
+        question, thoughts, "majority"
+    )
+
+
+def _write(path: Path, rows: list[tuple[dict, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for problem, solution in rows:
+            f.write(json.dumps(prediction_row(problem, solution)) + "\n")
+    return path
+
+
+@pytest.fixture
+def held_out(tmp_path: Path) -> Path:
+    return _write(
+        tmp_path / "val" / "predictions_val.jsonl", [_problem(i, i % 2 == 0) for i in range(40)]
+    )
+
+
+def test_the_fit_learns_which_signal_marks_the_right_answer(held_out: Path) -> None:
+    problems = read(held_out)
+    majority = sum(p.majority == p.gold for p in problems) / len(problems)
+    assert majority == 0.5  # wrong on every trap
+    selector = fit(problems, ["share", "numbers_used"], l2=1.0)
+    weights = dict(zip(selector.signals, selector.weights, strict=True))
+    assert weights["numbers_used"] > 0 > weights["share"]
+    assert all(a == p.gold for a, p in zip(picks(problems, selector), problems, strict=True))
+    cv = cross_validate(problems, ["share", "numbers_used"], 1.0, folds=5, seed=0)
+    assert (cv.majority, cv.verified) == (50.0, 100.0)
+    assert (cv.only_majority, cv.only_verified) == (0, 20) and cv.p_value < 1e-5
+
+
+def test_run_writes_the_selector_and_a_paired_report_with_ablations(
+    held_out: Path, tmp_path: Path
+) -> None:
+    test_file = _write(tmp_path / "test" / "predictions_made.jsonl",
+                       [_problem(i, True) for i in range(100, 110)])  # fmt: skip
+    cfg = FitSelectorConfig(
+        predictions=[str(held_out)], report_on=[str(test_file)],
+        output=str(tmp_path / "selector.json"), report_dir=str(tmp_path / "report"),
+    )  # fmt: skip
+    report = run(cfg)
+    selector = load_selector(tmp_path / "selector.json")
+    assert "logprob" not in selector.signals  # no saved log-probabilities to fit on
+    assert selector.fitted_on["skipped_signals"] == ["logprob"]
+    assert selector.fitted_on["problems"] == 40
+    table = report["tables"]["test/made"]
+    assert table["all signals"]["majority"] == 0.0 and table["all signals"]["verified"] == 100.0
+    assert {f"without {s}" for s in selector.signals} <= set(table)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| all signals | 10 | 0.0 | 100.0 |" in md
+    assert (tmp_path / "report" / "fit_selector_config.yaml").is_file()
+
+
+def test_fitting_on_a_test_set_is_refused(tmp_path: Path) -> None:
+    gsm8k = load_problems("gsm8k", "test")[0]
+    problem, solution = _problem(0, True)
+    leaked = {**problem, "question": gsm8k["question"]}
+    path = _write(tmp_path / "predictions_leak.jsonl", [(leaked, solution)])
+    with pytest.raises(ValueError, match="evaluation questions"):
+        run(FitSelectorConfig(predictions=[str(path)], output=str(tmp_path / "s.json"),
+                              report_dir=str(tmp_path / "r")))  # fmt: skip
+    assert not (tmp_path / "s.json").exists()

@@ -1,0 +1,243 @@
+"""Fit the answer selector (``eotd.verifier``) on held-out predictions, and report what it gains.
+
+    python -m training.fit_selector \\
+        --predictions models/eval/validation/predictions_gsm8k_val.jsonl \\
+        --report_on models/eval/student/predictions_gsm8k.jsonl,... \\
+        [--output models/selector.json] [--report_dir models/eval/selector]
+
+Fits an L2-regularised logistic regression (Newton's method, numpy) on every candidate answer of
+the ``predictions`` files: its signals against whether it is the gold answer. Refuses problems
+that are evaluation questions (GSM8K test, SVAMP, ASDiv, MultiArith): the selector is fitted only
+on problems the student never trained on and no test set holds, i.e. the data builder's held-out
+validation slice. Reports, on the fitting problems by grouped k-fold cross-validation and on each
+``report_on`` file (never fitted on), majority against the selector paired with the sign test,
+and what each signal contributes (refit without it). Writes the selector, ``report.json``,
+``report.md`` and the config to ``report_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eotd import same_answer
+from eotd.verifier import SIGNALS, Evidence, Selector, candidates, choose, rank
+from training.compare import sign_test
+from training.config import load_config, save_config
+from training.datasets import evaluation_questions, normalize_question
+from training.rescore import load_predictions
+
+
+@dataclass
+class FitSelectorConfig:
+    """Fit the answer selector on held-out predictions; report it against majority."""
+
+    # training.evaluate's predictions_*.jsonl of held-out, non-test problems (fitted on)
+    predictions: list[str] = field(
+        default_factory=lambda: ["models/eval/validation/predictions_gsm8k_val.jsonl"]
+    )
+    # predictions files to report on (test sets; never fitted on)
+    report_on: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=lambda: list(SIGNALS))  # those used
+    l2: float = 1.0  # ridge penalty on the standardised weights
+    folds: int = 5  # cross-validation folds over the fitting problems
+    seed: int = 0
+    output: str = "models/selector.json"
+    report_dir: str = "models/eval/selector"
+
+
+@dataclass
+class Problem:
+    """One problem's candidates and what majority chose."""
+
+    gold: float
+    evidence: list[Evidence]
+    majority: float | None
+
+
+@dataclass
+class Score:
+    """Majority against the selector on the same problems."""
+
+    problems: int
+    majority: float  # accuracy, %
+    verified: float
+    oracle: float
+    only_majority: int
+    only_verified: int
+    p_value: float
+
+
+def read(path: str | Path) -> list[Problem]:
+    """The problems of a predictions file, with candidates and the majority vote."""
+    problems, solutions = load_predictions(Path(path), refresh=True)
+    out = []
+    for problem, solution in zip(problems, solutions, strict=True):
+        majority = choose(solution.question, solution.thoughts, "majority").answer
+        found = candidates(solution.question, solution.thoughts)
+        out.append(Problem(float(problem["answer"]), found, majority))
+    return out
+
+
+def refuse_test_questions(paths: Sequence[str]) -> None:
+    """Raise when a fitting file holds an evaluation question."""
+    held_out = evaluation_questions()
+    for path in paths:
+        problems, _ = load_predictions(Path(path))
+        leaked = [p["id"] for p in problems if normalize_question(p["question"]) in held_out]
+        if leaked:
+            raise ValueError(
+                f"{path} holds {len(leaked)} evaluation questions (e.g. {leaked[0]}); fit the "
+                "selector on held-out training problems only"
+            )
+
+
+def matrix(problems: Sequence[Problem], signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Signals (NaN where a candidate lacks one) and labels of every candidate."""
+    rows = [[e.signals.get(s, np.nan) for s in signals] for p in problems for e in p.evidence]
+    labels = [same_answer(e.answer, p.gold) for p in problems for e in p.evidence]
+    return np.array(rows, dtype=float).reshape(-1, len(signals)), np.array(labels, dtype=float)
+
+
+def fit(problems: Sequence[Problem], signals: Sequence[str], l2: float) -> Selector:
+    """L2 logistic regression on the standardised signals (bias unpenalised), Newton steps."""
+    x, y = matrix(problems, signals)
+    if not len(y) or y.min() == y.max():
+        raise ValueError("the fitting problems need both right and wrong candidate answers")
+    mean = np.nanmean(x, axis=0)
+    scale = np.nanstd(x, axis=0)
+    scale[~(scale > 1e-9)] = 1.0
+    z = np.nan_to_num((x - mean) / scale)  # a missing signal counts as its mean
+    z = np.hstack([z, np.ones((len(z), 1))])
+    penalty = np.diag([l2] * len(signals) + [0.0])
+    w = np.zeros(z.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + penalty @ w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + penalty + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return Selector(
+        list(signals), [round(float(v), 6) for v in w[:-1]], round(float(w[-1]), 6),
+        [round(float(v), 6) for v in mean], [round(float(v), 6) for v in scale],
+    )  # fmt: skip
+
+
+def picks(problems: Sequence[Problem], selector: Selector) -> list[float | None]:
+    """The selector's answer for each problem."""
+    return [(ranked[0][1].answer if (ranked := rank(p.evidence, selector)) else None)
+            for p in problems]  # fmt: skip
+
+
+def paired(problems: Sequence[Problem], chosen: Sequence[float | None]) -> Score:
+    """Majority against ``chosen`` answers, paired per problem."""
+    maj = [same_answer(p.majority, p.gold) for p in problems]
+    ver = [same_answer(a, p.gold) for a, p in zip(chosen, problems, strict=True)]
+    oracle = [any(same_answer(e.answer, p.gold) for e in p.evidence) for p in problems]
+    only_m = sum(m and not v for m, v in zip(maj, ver, strict=True))
+    only_v = sum(v and not m for m, v in zip(maj, ver, strict=True))
+    n = max(len(problems), 1)
+    return Score(
+        len(problems), round(100 * sum(maj) / n, 2), round(100 * sum(ver) / n, 2),
+        round(100 * sum(oracle) / n, 2), only_m, only_v, round(sign_test(only_m, only_v), 4),
+    )  # fmt: skip
+
+
+def cross_validate(
+    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
+) -> Score:
+    """Each problem's answer from a selector fitted on the other folds (grouped by problem)."""
+    order = np.random.default_rng(seed).permutation(len(problems))
+    fold_of = np.empty(len(problems), dtype=int)
+    fold_of[order] = np.arange(len(problems)) % folds
+    chosen: list[float | None] = [None] * len(problems)
+    for k in range(folds):
+        train = [p for i, p in enumerate(problems) if fold_of[i] != k]
+        selector = fit(train, signals, l2)
+        held = [i for i in range(len(problems)) if fold_of[i] == k]
+        for i, answer in zip(held, picks([problems[i] for i in held], selector), strict=True):
+            chosen[i] = answer
+    return paired(problems, chosen)
+
+
+def report_name(path: str | Path) -> str:
+    """A report's name: its folder and set, e.g. "student/gsm8k"."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.stem.removeprefix('predictions_')}"
+
+
+def available(problems: Sequence[Problem], signals: Sequence[str]) -> list[str]:
+    """The signals every fitting candidate has (log-probabilities exist only in newer runs)."""
+    return [s for s in signals if all(s in e.signals for p in problems for e in p.evidence)]
+
+
+def run(cfg: FitSelectorConfig) -> dict:
+    """Fit, cross-validate, ablate and report; return the report."""
+    refuse_test_questions(cfg.predictions)
+    fitting = [p for path in cfg.predictions for p in read(path)]
+    signals = available(fitting, cfg.signals)
+    skipped = [s for s in cfg.signals if s not in signals]
+    selector = fit(fitting, signals, cfg.l2)
+    reports = {report_name(path): read(path) for path in cfg.report_on}
+    tables: dict[str, dict] = {"cross-validated (fitting problems)": {}}
+    tables.update({name: {} for name in reports})
+    for dropped in ["", *signals]:
+        used = [s for s in signals if s != dropped]
+        label = f"without {dropped}" if dropped else "all signals"
+        cv = cross_validate(fitting, used, cfg.l2, cfg.folds, cfg.seed)
+        tables["cross-validated (fitting problems)"][label] = cv.__dict__
+        sel = selector if not dropped else fit(fitting, used, cfg.l2)
+        for name, problems in reports.items():
+            tables[name][label] = paired(problems, picks(problems, sel)).__dict__
+    selector.fitted_on = {
+        "predictions": list(cfg.predictions), "problems": len(fitting),
+        "candidates": sum(len(p.evidence) for p in fitting), "l2": cfg.l2,
+        "skipped_signals": skipped,
+    }  # fmt: skip
+    selector.save(cfg.output)
+    out = Path(cfg.report_dir)
+    save_config(cfg, out, name="fit_selector_config.yaml")
+    report = {"selector": selector.to_dict(), "tables": tables}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown(selector, tables), encoding="utf-8")
+    return report
+
+
+def markdown(selector: Selector, tables: dict[str, dict]) -> str:
+    """The selector's weights and the paired tables, as Markdown."""
+    lines = ["### Selector weights (standardised signals)", "", "| signal | weight | what |"]
+    lines += ["|---|---:|---|"]
+    lines += [f"| {s} | {w:+.3f} | {SIGNALS[s]} |"
+              for s, w in zip(selector.signals, selector.weights, strict=True)]  # fmt: skip
+    lines += [f"| (bias) | {selector.bias:+.3f} | |", ""]
+    if selector.fitted_on.get("skipped_signals"):
+        lines += [f"Not used (missing in the fitting predictions): "
+                  f"{', '.join(selector.fitted_on['skipped_signals'])}.", ""]  # fmt: skip
+    for name, rows in tables.items():
+        lines += [f"### {name}", "", "| selector | n | majority | verified | oracle | only "
+                  "majority | only verified | sign test p |", "|---|---:|---:|---:|---:|---:|---:|"
+                  "---:|"]  # fmt: skip
+        for label, r in rows.items():
+            lines.append(
+                f"| {label} | {r['problems']} | {r['majority']:.1f} | {r['verified']:.1f} | "
+                f"{r['oracle']:.1f} | {r['only_majority']} | {r['only_verified']} | "
+                f"{r['p_value']:.3g} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(FitSelectorConfig, argv)
+    report = run(cfg)
+    print(markdown(Selector(**report["selector"]), report["tables"]))
+
+
+if __name__ == "__main__":
+    main()
