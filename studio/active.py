@@ -1,8 +1,9 @@
 """Active learning: rank problems by how unsure the student is, so people correct those first.
 
-A problem scores higher when its thoughts fail to give an answer, disagree with one another, or
-(when the gold answer is known) vote for a wrong answer. The student answers the whole pool in
-one batched call; every thought is recorded as a generation so corrections link back to it.
+A problem scores higher when its thoughts fail to give an answer, disagree with one another, the
+answer selector doubts its choice, or (when the gold answer is known) the chosen answer is wrong.
+The student answers the whole pool in one batched call; every thought is recorded as a generation
+so corrections link back to it.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ COLUMNS = ["rank", "problem", "score", "why", "question", "cot", "pot", "eot", "
 
 def uncertainty(state: SolveState) -> tuple[float, list[str]]:
     """How unsure the student is about a solved problem: failed thoughts count 1 each, every
-    extra distinct answer 1.5, a vote that misses the gold answer 3."""
+    extra distinct answer 1.5, the selector's doubt (1 - its confidence) up to 3, a chosen answer
+    that misses the gold answer 3."""
     answers = [v.answer for v in state.thoughts.values()]
     failed = [t for t, v in state.thoughts.items() if v.answer is None]
     distinct: list[float] = []
@@ -75,9 +77,13 @@ def uncertainty(state: SolveState) -> tuple[float, list[str]]:
     if len(distinct) > 1:
         score += 1.5 * (len(distinct) - 1)
         reasons.append(f"{len(distinct)} different answers")
+    confidence = state.verdict.confidence if state.verdict is not None else None
+    if confidence is not None:
+        score += 3.0 * (1.0 - confidence)
+        reasons.append(f"selector {confidence:.0%} sure")
     if state.verdict is not None and state.verdict.correct is False:
         score += 3.0
-        reasons.append("vote differs from gold")
+        reasons.append("chosen answer differs from gold")
     return score, reasons
 
 
@@ -101,7 +107,8 @@ def rank(
         for result in solution.thoughts:
             if result.sample == 0:
                 record(store, state, view_of(result))
-        state.verdict = decide([state.thoughts[t] for t in THOUGHTS], problem.gold)
+        views = [state.thoughts[t] for t in THOUGHTS]
+        state.verdict = decide(problem.question, views, problem.gold)
         ranked.append(Ranked(state, *uncertainty(state)))
     ranked.sort(key=lambda r: -r.score)
     return ranked

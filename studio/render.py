@@ -131,9 +131,10 @@ def vote_panel(verdict: Verdict | None, gold: float | None = None) -> str:
         judged = f' <span class="right">right (gold {escape(num(gold))})</span>'
     else:
         judged = f' <span class="wrong">wrong (gold {escape(num(gold))})</span>'
+    sure = "" if verdict.confidence is None else f" · {verdict.confidence:.0%} sure"
     return (
         f'<div class="vote">Answer <b>{escape(num(verdict.answer))}</b>{judged}<br>'
-        f"agreeing: {escape(agree)} · strategy: {escape(verdict.strategy)}<br>"
+        f"agreeing: {escape(agree)} · strategy: {escape(verdict.strategy)}{sure}<br>"
         f"<small>{escape(verdict.explanation)}</small></div>"
     )
 

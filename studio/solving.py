@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, field
 
 from db import Store
 from db.access import Actor
-from eotd import same_answer, vote
+from eotd import same_answer
 from eotd.prompts import THOUGHTS
 from eotd.student import ThoughtResult, execute
+from eotd.verifier import DEFAULT_STRATEGY, choose
 
 MAX_QUESTION_CHARS = 2000
 _NUMBER = re.compile(
@@ -58,6 +59,7 @@ class ThoughtView:
     stdout: str = ""
     finished: bool = True
     generation_id: int | None = None
+    mean_logprob: float | None = None  # the model's, when the student wrote it
 
     @property
     def ok(self) -> bool:
@@ -71,7 +73,7 @@ def view_of(result: ThoughtResult) -> ThoughtView:
     """The view of a thought the engine has already executed (by the student or by `examine`)."""
     return ThoughtView(
         result.thought, result.text, result.status, result.answer, result.error, result.line,
-        dict(result.values), result.stdout, result.finished,
+        dict(result.values), result.stdout, result.finished, mean_logprob=result.mean_logprob,
     )  # fmt: skip
 
 
@@ -82,20 +84,26 @@ def examine(thought: str, text: str, timeout: float = 5.0) -> ThoughtView:
 
 @dataclass
 class Verdict:
-    """The ensemble vote over a solve's thoughts, and whether it matches a known gold answer."""
+    """The answer chosen from a solve's thoughts, and whether it matches a known gold answer."""
 
     answer: float | None
     supporters: list[str]
     strategy: str
     explanation: str
     correct: bool | None  # None when the gold answer is unknown
+    confidence: float | None = None  # verified: the selector's probability that it is right
 
 
-def decide(views: Sequence[ThoughtView], gold: float | None, strategy: str = "majority") -> Verdict:
-    """Vote over the thoughts' answers."""
-    v = vote({t.thought: t.answer for t in views}, strategy=strategy)
+def decide(
+    question: str,
+    views: Sequence[ThoughtView],
+    gold: float | None,
+    strategy: str = DEFAULT_STRATEGY,
+) -> Verdict:
+    """Choose the answer of the thoughts (see ``eotd.verifier.choose``)."""
+    v = choose(question, views, strategy)
     correct = None if gold is None else same_answer(v.answer, gold)
-    return Verdict(v.answer, list(v.supporters), v.strategy, v.explanation, correct)
+    return Verdict(v.answer, list(v.supporters), v.strategy, v.explanation, correct, v.confidence)
 
 
 @dataclass
@@ -170,5 +178,5 @@ def stream_solve(results: Iterator, store: Store, state: SolveState) -> Iterator
         record(store, state, view_of(result))
         yield state
     ordered = [state.thoughts[t] for t in THOUGHTS if t in state.thoughts]
-    state.verdict = decide(ordered, state.problem.gold)
+    state.verdict = decide(state.problem.question, ordered, state.problem.gold)
     yield state

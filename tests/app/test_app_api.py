@@ -39,8 +39,9 @@ def test_solve_streams_each_thought_then_the_vote_and_records_them(
     assert [s["done"] for s in states].count(True) == 1 and states[-1]["done"]
     final = states[-1]
     assert (final["gold"], final["source"], final["source_id"]) == (51, "svamp", "svamp-chal-1")
-    assert final["vote"]["strategy"] == "majority"
-    assert final["vote"]["correct"] is not None  # gold is known, so the vote is judged
+    assert final["vote"]["strategy"] == "verified"  # the shipped selector chooses
+    assert 0.0 <= final["vote"]["confidence"] <= 1.0
+    assert final["vote"]["correct"] is not None  # gold is known, so the answer is judged
     ids = [final["thoughts"][t]["generation_id"] for t in ("cot", "pot", "eot")]
     assert all(ids) and len(set(ids)) == 3
     assert served.studio.store.stats().generations >= 3

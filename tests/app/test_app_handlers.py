@@ -111,20 +111,25 @@ def _state(answers: dict[str, float | None], gold: float | None) -> SolveState:
     for thought, answer in answers.items():
         status = "solved" if answer is not None else "parse_error"
         state.thoughts[thought] = ThoughtView(thought, "", status, answer)
-    state.verdict = decide(list(state.thoughts.values()), gold)
+    state.verdict = decide(state.problem.question, list(state.thoughts.values()), gold)
     return state
 
 
-def test_uncertainty_ranks_failures_disagreement_and_wrong_votes() -> None:
+def test_uncertainty_ranks_failures_disagreement_doubt_and_wrong_answers() -> None:
     sure = _state({"cot": 5.0, "pot": 5.0, "eot": 5.0}, 5.0)
     split = _state({"cot": 4.0, "pot": 5.0, "eot": 5.0}, 5.0)
     failing = _state({"cot": 5.0, "pot": None, "eot": 5.0}, 5.0)
     wrong = _state({"cot": 4.0, "pot": 4.0, "eot": 4.0}, 5.0)
-    assert uncertainty(sure) == (0.0, [])
-    assert uncertainty(split) == (1.5, ["2 different answers"])
-    assert uncertainty(failing) == (1.0, ["no answer from pot"])
-    assert uncertainty(wrong) == (3.0, ["vote differs from gold"])
-    assert uncertainty(_state({"cot": 4.0, "pot": 5.0, "eot": None}, None))[0] == 2.5
+    score, why = (lambda s: uncertainty(s)[0]), (lambda s: uncertainty(s)[1])
+    assert score(sure) < min(score(split), score(failing)) and score(sure) < score(wrong)
+    assert why(sure) == [f"selector {sure.verdict.confidence:.0%} sure"]
+    assert "2 different answers" in why(split)
+    assert "no answer from pot" in why(failing)
+    assert "chosen answer differs from gold" in why(wrong)
+    # Otherwise equal problems: the one the selector doubts more ranks first.
+    doubted = _state({"cot": 5.0, "pot": 5.0, "eot": 5.0}, 5.0)
+    doubted.verdict.confidence = sure.verdict.confidence / 2
+    assert score(doubted) > score(sure)
 
 
 def test_ranking_a_pool_solves_in_one_batch_and_records_every_thought(studio: Studio) -> None:
