@@ -67,15 +67,17 @@ def load_engine(
     dtype: str = "auto",
     engine: str = "auto",
     threads: int | None = None,
+    quantization: str = "int8",
 ) -> LoadedModel | CT2Model:
     """Load a base + adapter (as ``load_model`` reads them) for a :class:`Student`.
 
-    ``engine``: "torch" (transformers' ``generate``), "ct2" (CTranslate2 with int8 weights, CPU
-    only, see ``eotd.ct2_engine``), or "auto" (see ``resolve_engine``)."""
+    ``engine``: "torch" (transformers' ``generate``, in ``dtype``), "ct2" (CTranslate2, CPU
+    only, weights in ``quantization``, see ``eotd.ct2_engine``), or "auto" (see
+    ``resolve_engine``)."""
     if resolve_engine(engine, device, base) == "ct2":
         from eotd.ct2_engine import load_ct2
 
-        return load_ct2(base, adapter, threads=threads)
+        return load_ct2(base, adapter, quantization=quantization, threads=threads)
     return load_model(base, adapter, device=device, dtype=dtype, threads=threads)
 
 

@@ -60,6 +60,7 @@ class EvalConfig:
     dtype: str = "auto"
     threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
     engine: str = "torch"  # "torch", "ct2" (CTranslate2, int8 weights; CPU, faster) or "auto"
+    quantization: str = "int8"  # the ct2 engine's weights: int8, int8_float32, int16 or float32
     selector: str = ""  # the answer selector's file for "verified"; "": models/selector.json
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
@@ -192,7 +193,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     adapter = None if cfg.adapter == "none" else cfg.adapter
     loaded = load_engine(
         cfg.model, adapter, device=cfg.device, dtype=cfg.dtype, engine=cfg.engine,
-        threads=cfg.threads,
+        threads=cfg.threads, quantization=cfg.quantization,
     )  # fmt: skip
     student = Student(loaded, settings)
     device = student.loaded.device
