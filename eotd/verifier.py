@@ -61,7 +61,7 @@ PHRASES: dict[str, tuple[str, str]] = {
     "numbers_used": ("it uses more of the question's numbers", "it skips numbers of the question"),
     "all_numbers": ("it uses every number given", "it leaves numbers of the question unused"),
     "integer": ("it is a whole number", "it is not a whole number"),
-    "magnitude": ("it is larger", "its size fits the question's numbers"),
+    "magnitude": ("it is large for the question's numbers", "its size fits the question's numbers"),
     "negative": ("it is negative", "it is not negative"),
     "in_question": ("it is a number the question states", "it is not just a number restated"),
     "agreement": ("its steps agree with another thought's", "its steps agree with no other"),
@@ -264,11 +264,19 @@ def _reasons(selector: Selector, best: Evidence, other: Evidence) -> tuple[list,
     """In words: the signals that most favoured ``best`` over ``other``, and most held it back."""
     mine, theirs = selector.contributions(best), selector.contributions(other)
     weight = dict(zip(selector.signals, selector.weights, strict=True))
+
+    def say(name: str, higher: bool) -> str:
+        # PHRASES[n][0] says the answer's value is the higher one, PHRASES[n][1] the lower.
+        phrase = PHRASES[name][0 if higher else 1]
+        if name in THOUGHTS and weight[name] < 0:  # a thought the selector trusts less
+            phrase = phrase.replace(" back", ", trusted less, back", 1)
+        return phrase
+
     diff = sorted(((mine[n] - theirs[n], n) for n in mine), reverse=True)
     # A signal favours the answer when its value is higher and its weight positive, or lower
-    # and its weight negative: PHRASES[n][0] says "higher", PHRASES[n][1] "lower".
-    pro = [PHRASES[n][0 if weight[n] > 0 else 1] for d, n in diff[:3] if d > 0.05]
-    con = [PHRASES[n][1 if weight[n] > 0 else 0] for d, n in diff[::-1][:2] if d < -0.05]
+    # and its weight negative.
+    pro = [say(n, weight[n] > 0) for d, n in diff[:3] if d > 0.05]
+    con = [say(n, weight[n] < 0) for d, n in diff[::-1][:2] if d < -0.05]
     return pro, con
 
 

@@ -54,6 +54,7 @@ class FitSelectorConfig:
 class Problem:
     """One problem's candidates and what majority chose."""
 
+    id: str
     gold: float
     evidence: list[Evidence]
     majority: float | None
@@ -79,7 +80,7 @@ def read(path: str | Path) -> list[Problem]:
     for problem, solution in zip(problems, solutions, strict=True):
         majority = choose(solution.question, solution.thoughts, "majority").answer
         found = candidates(solution.question, solution.thoughts)
-        out.append(Problem(float(problem["answer"]), found, majority))
+        out.append(Problem(str(problem["id"]), float(problem["answer"]), found, majority))
     return out
 
 
@@ -152,10 +153,12 @@ def paired(problems: Sequence[Problem], chosen: Sequence[float | None]) -> Score
 def cross_validate(
     problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
 ) -> Score:
-    """Each problem's answer from a selector fitted on the other folds (grouped by problem)."""
-    order = np.random.default_rng(seed).permutation(len(problems))
-    fold_of = np.empty(len(problems), dtype=int)
-    fold_of[order] = np.arange(len(problems)) % folds
+    """Each problem's answer from a selector fitted on the other folds. Folds are drawn by
+    problem id, so greedy and sampled predictions of one problem stay in the same fold."""
+    ids = sorted({p.id for p in problems})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    fold_by_id = {ids[i]: k % folds for k, i in enumerate(order)}
+    fold_of = np.array([fold_by_id[p.id] for p in problems])
     chosen: list[float | None] = [None] * len(problems)
     for k in range(folds):
         train = [p for i, p in enumerate(problems) if fold_of[i] != k]
@@ -225,8 +228,8 @@ def markdown(selector: Selector, tables: dict[str, dict]) -> str:
                   "---:|"]  # fmt: skip
         for label, r in rows.items():
             lines.append(
-                f"| {label} | {r['problems']} | {r['majority']:.1f} | {r['verified']:.1f} | "
-                f"{r['oracle']:.1f} | {r['only_majority']} | {r['only_verified']} | "
+                f"| {label} | {r['problems']} | {r['majority']:.2f} | {r['verified']:.2f} | "
+                f"{r['oracle']:.2f} | {r['only_majority']} | {r['only_verified']} | "
                 f"{r['p_value']:.3g} |"
             )
         lines.append("")

@@ -76,7 +76,7 @@ def test_run_writes_the_selector_and_a_paired_report_with_ablations(
     assert table["all signals"]["majority"] == 0.0 and table["all signals"]["verified"] == 100.0
     assert {f"without {s}" for s in selector.signals} <= set(table)
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "| all signals | 10 | 0.0 | 100.0 |" in md
+    assert "| all signals | 10 | 0.00 | 100.00 |" in md
     assert (tmp_path / "report" / "fit_selector_config.yaml").is_file()
 
 
