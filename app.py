@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from db.backup import open_store_with_backups
 from studio.handlers import Studio
 from studio.identity import Access
+from studio.shipped import register_shipped
 from studio.ui import build_app, launch
 from training.config import load_config
 
@@ -40,6 +41,8 @@ class AppConfig:
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(AppConfig, argv)
     store, _backups = open_store_with_backups(cfg.db_url or None)  # backups: see db/README.md
+    if not cfg.model and cfg.adapter == "default":  # a fresh store serves the shipped student
+        register_shipped(store)
     access = Access.detect(store, cfg.host or None)
     print(f"sign-in mode: {access.mode.value} (see studio/identity.py)", file=sys.stderr)
     studio = Studio(

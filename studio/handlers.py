@@ -362,9 +362,9 @@ class Studio:
 
 
 def accuracy_rows(metrics: Any) -> list[dict[str, Any]]:
-    """Accuracy (%) per thought and majority vote, one row per evaluation set, from either
-    ``training.evaluate``'s report (``{"datasets": {name: {"accuracy": {...}}}}``) or a plain
-    ``{"accuracy": {...}}``."""
+    """Accuracy (%) per thought, selector and majority vote, one row per evaluation set, from
+    either ``training.evaluate``'s report (``{"datasets": {name: {"accuracy": {...}}}}``) or a
+    plain ``{"accuracy": {...}}``."""
     if not isinstance(metrics, dict):
         return []
     sets = metrics.get("datasets")
@@ -372,7 +372,7 @@ def accuracy_rows(metrics: Any) -> list[dict[str, Any]]:
         blocks = [(n, b.get("accuracy")) for n, b in sets.items() if isinstance(b, dict)]
     else:
         blocks = [("all", metrics.get("accuracy"))]
-    keys = (*THOUGHTS, "majority")
+    keys = (*THOUGHTS, "verified", "majority")
     return [
         {"set": name, **{k: block[k] for k in keys if isinstance(block.get(k), int | float)}}
         for name, block in blocks
