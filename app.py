@@ -11,6 +11,7 @@ with accounts (``python -m db.users add``) people sign in; on a Space, with Hugg
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -33,8 +34,9 @@ class AppConfig:
     port: int = 0  # 0 = Gradio's default (GRADIO_SERVER_PORT, else 7860)
     max_new_tokens: int = 256  # per thought
     max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
-    # "torch", "ct2" (CTranslate2, int8: fast on a CPU), "auto" ($EOTD_ENGINE, else ct2 on a CPU)
+    # "torch", "ct2" (CTranslate2: fast on a CPU), "auto" ($EOTD_ENGINE, else ct2 on a CPU)
     engine: str = "auto"
+    precision: str = "auto"  # see eotd.engines.resolve (ct2 on a CPU: int8)
     preload: bool = True  # load the model before serving, not on the first request
 
 
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         adapter=None if cfg.adapter == "none" else cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,
         max_batch=cfg.max_batch,
-        engine=cfg.engine,
+        engine=os.environ.get("EOTD_ENGINE", "auto") if cfg.engine == "auto" else cfg.engine,
+        precision=cfg.precision,
         access=access,
     )
     if cfg.preload:

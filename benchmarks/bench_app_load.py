@@ -40,17 +40,15 @@ class LoadConfig:
 
 
 def _student(cfg: LoadConfig, folder: Path):
-    from eotd.model_loading import load_model
-    from eotd.student import GenerationSettings, Student
+    from eotd.student import Student
 
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     if cfg.model == "tiny":
         from training.tiny_model import SAMPLE_TEXTS, make_tiny_model
 
         base, adapter = str(make_tiny_model(folder / "tiny", SAMPLE_TEXTS * 10)), None
     else:
         base, adapter = cfg.model, "default"
-    return Student(load_model(base, adapter), settings)
+    return Student.from_pretrained(base, adapter, engine="torch", max_new_tokens=cfg.max_new_tokens)
 
 
 def _solve(url: str, question: str) -> tuple[float, dict]:

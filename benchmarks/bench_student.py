@@ -14,7 +14,8 @@ can be projected to other answer lengths. Variants (each is the default path plu
 - ``unmerged``: the adapter kept separate instead of merged into the weights;
 - ``bf16``: bfloat16 weights; ``int8``: dynamic int8 quantization of the linear layers (CPU);
 - ``static_cache``: a static KV cache; ``compile``: static cache + ``torch.compile`` of the forward;
-- ``ct2``: the CTranslate2 engine (int8 weights, C++ decoding; CPU), see ``eotd.ct2_engine``.
+- ``ct2``: the CTranslate2 engine (int8 weights, C++ decoding; CPU), see ``eotd.ct2_engine``;
+  ``ct2_float32``, ``ct2_int16``, ...: the same engine with other weights.
 
 Targets (issue 4): p50 <= 3 s on a 2-core CPU, <= 0.5 s on one H100/H200.
 """
@@ -28,16 +29,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from eotd.ct2_engine import load_ct2
+from eotd.ct2_engine import QUANTIZATIONS
+from eotd.engines import load, resolve
 from eotd.model_loading import load_model
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Student, combine
+from eotd.torch_engine import TorchEngine
 from training.config import load_config
 from training.datasets import load_problems
 
 VARIANTS = (
     "batched", "sequential", "no_kv_cache", "unmerged", "bf16", "int8", "static_cache", "compile",
-    "ct2",
+    "ct2", *(f"ct2_{q}" for q in QUANTIZATIONS),
 )  # fmt: skip
 
 
@@ -58,8 +61,10 @@ class BenchConfig:
 def _student(cfg: BenchConfig, variant: str) -> Student:
     adapter = None if cfg.adapter == "none" else cfg.adapter
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    if variant == "ct2":
-        return Student(load_ct2(cfg.model, adapter, threads=cfg.threads), settings)
+    if variant.startswith("ct2"):
+        precision = variant.partition("_")[2] or "int8"
+        spec = resolve("ct2", precision, "cpu", cfg.model, cfg.adapter, cfg.threads)
+        return Student(load(spec), settings)
     loaded = load_model(
         cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
         merge=variant != "unmerged", threads=cfg.threads,
@@ -78,7 +83,7 @@ def _student(cfg: BenchConfig, variant: str) -> Student:
         model.generation_config.compile_config = compile_config
     else:
         model.generation_config.disable_compile = True
-    return Student(loaded, settings)
+    return Student(TorchEngine(loaded), settings)
 
 
 def _answer(student: Student, question: str, variant: str) -> tuple[int, int]:
@@ -112,13 +117,12 @@ def bench(cfg: BenchConfig) -> list[dict]:
             tokens.append(written)
             steps.append(longest)
         cuts = statistics.quantiles(seconds, n=10) if len(seconds) > 1 else seconds * 9
+        spec = student.engine.spec
         result = {
             "variant": variant,
-            "device": str(student.loaded.device),
-            "gpu": torch.cuda.get_device_name() if student.loaded.device.type == "cuda" else None,
-            "engine": student.engine,
-            "threads": student.loaded.threads if variant == "ct2" else torch.get_num_threads(),
-            "adapter": student.loaded.adapter,
+            "engine": str(spec),
+            "gpu": torch.cuda.get_device_name() if spec.device == "cuda" else None,
+            "adapter": spec.adapter,
             "n": len(seconds),
             "p50_s": round(statistics.median(seconds), 3),
             "p90_s": round(cuts[8], 3),

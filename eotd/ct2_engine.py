@@ -14,68 +14,57 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from eotd.generation import EngineSpec, GenerationSettings, RowEnds
 from eotd.model_loading import (
     LoadedModel,
     available_cores,
     building,
     cache_dir,
+    cpu_features,
     end_token_ids,
     load_model,
     prepare_tokenizer,
     requested_threads,
     resolve_sources,
 )
-from eotd.student import GenerationSettings, OnFinish, RowEnds
 
-QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")
+# The weight types CTranslate2 converts to; which of them a CPU computes in natively:
+# ``ctranslate2.get_supported_compute_types("cpu")`` (bfloat16 needs AVX512-BF16 or AMX).
+QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32", "bfloat16", "int8_bfloat16")
 # The files that make a model or an adapter (a folder may hold others: a card, evaluations).
 MODEL_FILES = ("*.json", "*.safetensors", "*.bin", "*.model", "*.jinja", "*.txt")
 
 
-@dataclass
-class CT2Model:
-    """A student converted to CTranslate2, with the tokenizer and where it came from."""
+class CT2Engine:
+    """A student converted to CTranslate2 (see ``load_ct2``), writing on the CPU."""
 
-    generator: Any  # ctranslate2.Generator
-    tokenizer: PreTrainedTokenizerBase
-    base: str
-    adapter: str | None
-    folder: Path  # the converted model
-    threads: int  # CTranslate2's intra-op threads
-    end_ids: set[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.end_ids = set(end_token_ids(self.tokenizer))
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> str:
-        """The type CTranslate2 computes in, e.g. int8 or int8_float32."""
-        return self.generator.compute_type
+    def __init__(
+        self, generator: Any, tokenizer: PreTrainedTokenizerBase, base: str,
+        adapter: str | None, folder: Path, threads: int,
+    ) -> None:  # fmt: skip
+        self.generator = generator  # ctranslate2.Generator
+        self.tokenizer = tokenizer
+        self.folder = folder  # the converted model
+        self.end_ids = set(end_token_ids(tokenizer))
+        # What runs: CTranslate2's compute type (int8 weights compute as int8_float32 on a CPU).
+        self.spec = EngineSpec(
+            "ct2", generator.compute_type, "cpu", base, adapter, threads, cpu_features()
+        )
 
     def generate_rows(
-        self,
-        prompts: Sequence[str],
-        settings: GenerationSettings,
-        on_finish: OnFinish,
+        self, prompts: Sequence[str], settings: GenerationSettings, rows: RowEnds
     ) -> None:
-        """Write a continuation of each prompt (``settings.num_samples`` rows each, prompt-major);
-        ``on_finish(row, tokens, ended, mean_logprob)`` as soon as a row ends (see ``RowEnds``).
-        Greedy log-probabilities equal the torch engine's (tested); when sampling they are
-        CTranslate2's own ``log_prob``."""
+        """Write the rows (see ``eotd.generation.Engine``) through CTranslate2's per-token
+        callback. Greedy log-probabilities equal the torch engine's (tested); when sampling they
+        are CTranslate2's own ``log_prob``."""
         k = settings.num_samples
         ids = [row for row in self.tokenizer(list(prompts))["input_ids"] for _ in range(k)]
-        rows = _Rows(self.tokenizer, settings.stop_strings, self.end_ids, ids, on_finish)
+        stepper = _Stepper(self.tokenizer, settings.stop_strings, self.end_ids, ids, rows)
         sampling = (
             {"sampling_topk": settings.top_k, "sampling_topp": settings.top_p,
              "sampling_temperature": settings.temperature}
@@ -87,13 +76,13 @@ class CT2Model:
             end_token=sorted(self.end_ids),
             include_prompt_in_result=False,
             return_scores=True,  # each step's log_prob, for ThoughtResult.mean_logprob
-            callback=rows.step,
+            callback=stepper.step,
             **sampling,
         )
         rows.finish_rest()
 
 
-class _Rows(RowEnds):
+class _Stepper:
     """Takes CTranslate2's per-token callbacks (from its own thread) and ends rows like
     transformers' ``generate`` does: on an end token, a stop string, or the token limit."""
 
@@ -103,12 +92,12 @@ class _Rows(RowEnds):
         stop_strings: Sequence[str],
         end_ids: set[int],
         prompts: list[list[int]],
-        on_finish: OnFinish,
+        rows: RowEnds,
     ) -> None:
-        super().__init__(len(prompts), on_finish)
         self.tokenizer = tokenizer
         self.stop_strings = tuple(stop_strings)
         self.end_ids = end_ids
+        self.rows = rows
         # Enough tokens to hold the longest stop string (a token is at least one character).
         self.window = max((len(s) for s in self.stop_strings), default=0) + 1
         # As in transformers, a stop string may begin in the prompt (prompts end with "\n").
@@ -116,22 +105,22 @@ class _Rows(RowEnds):
 
     def step(self, result: Any) -> bool:
         """Take one generated token; True tells CTranslate2 to stop this row."""
-        row = result.batch_id
-        if self.done[row]:
+        row, rows = result.batch_id, self.rows
+        if rows.done[row]:
             return True
-        self.score(row, result.log_prob)
+        rows.score(row, result.log_prob)
         if result.token_id in self.end_ids:
-            self.finish(row, True)
+            rows.finish(row, True)
             return True
-        tokens = self.tokens[row]
-        tokens.append(result.token_id)
+        rows.append(row, result.token_id)
         if self.stop_strings:
-            tail = self.tokenizer.decode((self.prompt_tails[row] + tokens)[-self.window :])
+            written = self.prompt_tails[row] + rows.tokens[row]
+            tail = self.tokenizer.decode(written[-self.window :])
             if any(stop in tail for stop in self.stop_strings):
-                self.finish(row, True)
+                rows.finish(row, True)
                 return True
         if result.is_last:  # ran into max_new_tokens
-            self.finish(row, False)
+            rows.finish(row, False)
             return True
         return False
 
@@ -174,7 +163,7 @@ def load_ct2(
     *,
     quantization: str = "int8",
     threads: int | None = None,
-) -> CT2Model:
+) -> CT2Engine:
     """Load ``base`` + ``adapter`` (as :func:`eotd.model_loading.load_model` reads them) into
     CTranslate2 on the CPU, converting on first use. ``threads`` defaults to ``$EOTD_THREADS``,
     else the cores this process may use."""
@@ -199,5 +188,7 @@ def load_ct2(
     tokenizer = AutoTokenizer.from_pretrained(source)
     prepare_tokenizer(tokenizer)
     threads = requested_threads(threads) or available_cores()
-    generator = ctranslate2.Generator(str(folder), device="cpu", intra_threads=threads)
-    return CT2Model(generator, tokenizer, source, adapter, folder, threads)
+    generator = ctranslate2.Generator(
+        str(folder), device="cpu", compute_type=quantization, intra_threads=threads
+    )
+    return CT2Engine(generator, tokenizer, source, adapter, folder, threads)

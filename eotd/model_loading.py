@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import os
 import shutil
@@ -48,6 +49,7 @@ class LoadedModel:
     adapter: str | None
     device: torch.device
     dtype: torch.dtype
+    quantization: str | None = None  # "int8": linear layers quantized dynamically (CPU)
 
     @property
     def is_encoder_decoder(self) -> bool:
@@ -134,6 +136,23 @@ def end_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 def requested_threads(threads: int | None = None) -> int:
     """CPU threads asked for: ``threads``, else ``$EOTD_THREADS``, else 0 (the engine's default)."""
     return threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
+
+
+# CPU flags that decide which int8 and bf16 kernels PyTorch and CTranslate2 run (and so, for
+# quantized or low-precision weights, which answers come out).
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+@functools.cache
+def cpu_features() -> str:
+    """This CPU's ``KERNEL_FLAGS``, e.g. "avx2 avx512f avx512_vnni" (Linux's /proc/cpuinfo;
+    elsewhere PyTorch's name for the vector unit it uses)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration, IndexError):
+        return torch.backends.cpu.get_cpu_capability().lower()
+    return " ".join(flag for flag in KERNEL_FLAGS if flag in flags)
 
 
 def available_cores() -> int:
@@ -273,4 +292,5 @@ def load_model(
         adapter=adapter,
         device=target_device,
         dtype=target_dtype,
+        quantization=quantize,
     )

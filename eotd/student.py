@@ -1,109 +1,29 @@
 """The student: writes CoT, PoT and EoT for a question, runs each one, and chooses the answer.
 
-All thoughts of a batch of questions go through one batched ``generate`` call (left padding), each
-row stopping at its own end token. Greedy by default; with ``num_samples`` > 1 and sampling on, each
-thought is sampled k times and the vote runs over every sample (self-consistency).
+All thoughts of a batch of questions go through one batched call of the student's engine
+(``eotd.generation.Engine``: PyTorch or CTranslate2), each row stopping at its own end token.
+Greedy by default; with ``num_samples`` > 1 and sampling on, each thought is sampled k times and
+the vote runs over every sample (self-consistency). ``Student.stream`` yields a thought's text as
+it is written (``Progress``), then its executed ``ThoughtResult``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import torch
-from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
-from transformers.generation.streamers import BaseStreamer
 
 from eotd import extract_answer, run_program, solve_equations
-from eotd.model_loading import (
-    LoadedModel,
-    end_token_ids,
-    load_model,
-    resolve_device,
-    resolve_sources,
-)
+from eotd.engines import load, resolve
+from eotd.generation import Engine, GenerationSettings, RowEnds
 from eotd.prompts import THOUGHTS, build_prompt
 from eotd.verifier import DEFAULT_STRATEGY, choose
 from eotd.vote import Vote
 
-if TYPE_CHECKING:
-    from eotd.ct2_engine import CT2Model
-
-ENGINES = ("torch", "ct2")
-
-
-def resolve_engine(engine: str = "auto", device: str = "auto", base: str | None = None) -> str:
-    """The engine to load ``base`` with. "auto": ``$EOTD_ENGINE`` if set; else ct2 for a causal
-    model on the CPU when CTranslate2 is installed (several times faster there; models/README.md
-    compares the two engines' accuracy), torch otherwise. Any other value must be in ENGINES."""
-    if engine == "auto":
-        engine = os.environ.get("EOTD_ENGINE") or "auto"
-    if engine == "auto":
-        on_cpu = resolve_device(device).type == "cpu"
-        if on_cpu and importlib.util.find_spec("ctranslate2") is not None:
-            source, _ = resolve_sources(base, None)
-            causal = not AutoConfig.from_pretrained(source).is_encoder_decoder
-            return "ct2" if causal else "torch"
-        return "torch"
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
-    if engine == "ct2" and resolve_device(device).type != "cpu":
-        raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
-    return engine
-
-
-def load_engine(
-    base: str | None = None,
-    adapter: str | Path | None = "default",
-    *,
-    device: str = "auto",
-    dtype: str = "auto",
-    engine: str = "auto",
-    threads: int | None = None,
-    quantization: str = "int8",
-) -> LoadedModel | CT2Model:
-    """Load a base + adapter (as ``load_model`` reads them) for a :class:`Student`.
-
-    ``engine``: "torch" (transformers' ``generate``, in ``dtype``), "ct2" (CTranslate2, CPU
-    only, weights in ``quantization``, see ``eotd.ct2_engine``), or "auto" (see
-    ``resolve_engine``)."""
-    if resolve_engine(engine, device, base) == "ct2":
-        from eotd.ct2_engine import load_ct2
-
-        return load_ct2(base, adapter, quantization=quantization, threads=threads)
-    return load_model(base, adapter, device=device, dtype=dtype, threads=threads)
-
-
-@dataclass
-class GenerationSettings:
-    """How the student writes its thoughts."""
-
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    num_samples: int = 1  # samples per thought (self-consistency when > 1; needs do_sample)
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50  # sample from the k likeliest tokens (0: all); transformers' default
-    # A thought that starts a new "Question:" has finished its own answer (matters for bases that
-    # were never taught to stop).
-    stop_strings: tuple[str, ...] = ("\nQuestion:",)
-    execution_timeout: float = 5.0  # seconds per program / equation system
-    strategy: str = DEFAULT_STRATEGY  # how the answer is chosen, see eotd.verifier.choose
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if self.num_samples < 1:
-            raise ValueError("num_samples must be at least 1")
-        if self.num_samples > 1 and not self.do_sample:
-            raise ValueError("num_samples > 1 needs do_sample=True (greedy samples are identical)")
+__all__ = ["GenerationSettings", "Progress", "Solution", "Student", "ThoughtResult"]
 
 
 @dataclass
@@ -205,93 +125,31 @@ class _Row:
     sample: int = 0
 
 
-OnFinish = Callable[[int, list[int], bool, float | None], None]
-"""``on_finish(row, tokens, ended, mean_logprob)``: called once per generated row when it ends."""
+@dataclass
+class Progress:
+    """A thought still being written: its text so far (streamed before its ``ThoughtResult``)."""
+
+    thought: str
+    text: str
+    sample: int = 0
+    new_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-class RowEnds:
-    """Each generated row's tokens and their log-probabilities, handed to ``on_finish`` once,
-    when the row ends (``ended``: by an end token or a stop string, not by the token limit)."""
-
-    def __init__(self, n: int, on_finish: OnFinish) -> None:
-        self.on_finish = on_finish
-        self.tokens: list[list[int]] = [[] for _ in range(n)]
-        self.logprob_sums = [0.0] * n
-        self.steps = [0] * n  # tokens scored, the end token included
-        self.done = [False] * n
-
-    def score(self, row: int, logprob: float | None) -> None:
-        """Count the log-probability of the token the row just wrote (None: not reported)."""
-        if logprob is not None:
-            self.logprob_sums[row] += logprob
-            self.steps[row] += 1
-
-    def finish(self, row: int, ended: bool) -> None:
-        self.done[row] = True
-        steps = self.steps[row]
-        mean = self.logprob_sums[row] / steps if steps else None
-        self.on_finish(row, self.tokens[row], ended, mean)
-
-    def finish_rest(self) -> None:
-        for row, done in enumerate(self.done):
-            if not done:
-                self.finish(row, False)
-
-
-class _StepLogprobs(LogitsProcessor):
-    """Keeps each step's log-probabilities (the model's own, before sampling warpers, which
-    ``generate`` applies after custom processors) for the streamer to read the chosen tokens'."""
-
-    def __init__(self) -> None:
-        self.last: torch.Tensor | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.last = torch.log_softmax(scores.float(), dim=-1)
-        return scores
-
-
-class _FinishStreamer(BaseStreamer):
-    """Receives each decoding step's tokens from ``generate`` and reports rows as they end."""
-
-    def __init__(self, end_ids: set[int], on_finish: OnFinish, logprobs: _StepLogprobs):
-        self.end_ids = end_ids
-        self.on_finish = on_finish
-        self.logprobs = logprobs
-        self.rows: RowEnds | None = None
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:  # the first call carries the prompts
-            self.prompt_seen = True
-            return
-        if self.rows is None:
-            self.rows = RowEnds(value.numel(), self.on_finish)
-        tokens = value.reshape(-1)
-        step = self.logprobs.last
-        chosen = None if step is None else step.gather(1, tokens[:, None].to(step.device))
-        scores = [None] * len(tokens) if chosen is None else chosen.reshape(-1).tolist()
-        for row, token in enumerate(tokens.tolist()):
-            if self.rows.done[row]:
-                continue
-            self.rows.score(row, scores[row])
-            if token in self.end_ids:
-                self.rows.finish(row, True)
-            else:
-                self.rows.tokens[row].append(token)
-
-    def end(self) -> None:
-        if self.rows is not None:
-            self.rows.finish_rest()
+Event = Progress | ThoughtResult
+"""What a stream yields: a thought's text so far, or the thought written and executed."""
 
 
 class Student:
-    """A loaded student model that answers math word problems three ways."""
+    """A student model on an engine (``eotd.generation.Engine``) that answers math word
+    problems three ways."""
 
-    def __init__(self, loaded: LoadedModel | CT2Model, settings: GenerationSettings | None = None):
-        self.loaded = loaded
-        self.tokenizer = loaded.tokenizer
+    def __init__(self, engine: Engine, settings: GenerationSettings | None = None) -> None:
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
         self.settings = settings or GenerationSettings()
-        self.end_ids = end_token_ids(self.tokenizer)
         self._lock = threading.Lock()  # one generate at a time (e.g. concurrent app requests)
 
     @classmethod
@@ -300,41 +158,18 @@ class Student:
         base: str | None = None,
         adapter: str | Path | None = "default",
         *,
-        device: str = "auto",
-        dtype: str = "auto",
         engine: str = "auto",
+        precision: str = "auto",
+        device: str = "auto",
+        threads: int = 0,
         **settings,
     ) -> Student:
-        """Load a base (+ adapter) on an engine (see ``load_engine``) with generation settings."""
-        loaded = load_engine(base, adapter, device=device, dtype=dtype, engine=engine)
-        return cls(loaded, GenerationSettings(**settings))
-
-    @property
-    def engine(self) -> str:
-        """What writes the thoughts, e.g. "torch float32 (cpu)" or "ct2 int8 (cpu)"."""
-        name = "torch" if isinstance(self.loaded, LoadedModel) else "ct2"
-        dtype = str(self.loaded.dtype).removeprefix("torch.")
-        return f"{name} {dtype} ({self.loaded.device.type})"
+        """Load a base (+ adapter) on an engine (see ``eotd.engines.resolve``) with generation
+        settings."""
+        spec = resolve(engine, precision, device, base, adapter, threads)
+        return cls(load(spec), GenerationSettings(**settings))
 
     # -- generation ---------------------------------------------------------------------------
-
-    def _generate_kwargs(self, settings: GenerationSettings) -> dict:
-        kwargs = {
-            "max_new_tokens": settings.max_new_tokens,
-            "eos_token_id": self.end_ids,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "do_sample": settings.do_sample,
-            "num_return_sequences": settings.num_samples,
-        }
-        if settings.do_sample:
-            kwargs.update(
-                temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k
-            )
-        else:  # silence the model's default sampling parameters
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if settings.stop_strings:
-            kwargs.update(stop_strings=list(settings.stop_strings), tokenizer=self.tokenizer)
-        return kwargs
 
     def _decode(self, tokens: Sequence[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -343,31 +178,9 @@ class Student:
                 text = text[: text.index(stop)]
         return text.strip()
 
-    @torch.inference_mode()
-    def _generate_rows(
-        self, prompts: Sequence[str], settings: GenerationSettings, on_finish: OnFinish
-    ) -> None:
-        """One batched ``generate`` over ``prompts``; ``on_finish`` (see ``OnFinish``) per row.
-
-        Rows are prompt-major: row ``i * num_samples + s`` is sample ``s`` of prompt ``i``.
-        """
-        if not isinstance(self.loaded, LoadedModel):  # the CTranslate2 engine
-            with self._lock:
-                self.loaded.generate_rows(prompts, settings, on_finish)
-            return
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
-        enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
-        # Rows that stopped on a stop string are padded afterwards: the pad token ends them too.
-        ends = {*self.end_ids, self.tokenizer.pad_token_id}
-        logprobs = _StepLogprobs()
-        streamer = _FinishStreamer(ends, on_finish, logprobs)
+    def _generate(self, prompts: Sequence[str], rows: RowEnds) -> None:
         with self._lock:
-            self.loaded.model.generate(
-                **enc,
-                streamer=streamer,
-                logits_processor=LogitsProcessorList([logprobs]),
-                **self._generate_kwargs(settings),
-            )
+            self.engine.generate_rows(prompts, self.settings, rows)
 
     def generate(self, prompts: Sequence[str]) -> list[tuple[str, int, bool]]:
         """Write a continuation for each prompt: (text, new tokens, ended by an end token)."""
@@ -376,7 +189,7 @@ class Student:
         def keep(row: int, tokens: list[int], ended: bool, _: float | None) -> None:
             out[row] = (self._decode(tokens), len(tokens), ended)
 
-        self._generate_rows(prompts, self.settings, keep)
+        self._generate(prompts, RowEnds(len(prompts) * self.settings.num_samples, keep))
         return [out[i] for i in range(len(out))]
 
     # -- answering ----------------------------------------------------------------------------
@@ -391,43 +204,87 @@ class Student:
             for t in thoughts
         ]
 
-    def _run_batch(self, rows: Sequence[_Row]) -> Iterator[tuple[_Row, ThoughtResult]]:
-        """Generate ``rows`` in one batch, yielding each executed thought as soon as it ends."""
+    def _run_batch(
+        self, rows: Sequence[_Row], every: float | None = None
+    ) -> Iterator[tuple[_Row, Event]]:
+        """Generate ``rows`` in one batch, yielding each executed thought as soon as it ends.
+        With ``every`` (seconds), also the text of every thought that grew since the last
+        ``Progress``, at most that often (0: after every token)."""
         k = self.settings.num_samples
-        finished: queue.Queue = queue.Queue()
+        events: queue.Queue = queue.Queue()  # ("step", row) and ("end", row, tokens, ...) items
         failure: list[BaseException] = []
-
-        def on_finish(index: int, tokens: list[int], ended: bool, logprob: float | None) -> None:
-            finished.put((index, tokens, ended, logprob))
+        collector = RowEnds(
+            len(rows) * k,
+            lambda index, *ended: events.put(("end", index, *ended)),
+            None if every is None else lambda index: events.put(("step", index)),
+        )
 
         def work() -> None:
             try:
-                self._generate_rows([r.prompt for r in rows], self.settings, on_finish)
+                self._generate([r.prompt for r in rows], collector)
             except BaseException as exc:  # re-raised in the caller's thread
                 failure.append(exc)
             finally:
-                finished.put(None)
+                events.put(None)
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        while (item := finished.get()) is not None:
-            index, tokens, ended, logprob = item
-            row = rows[index // k]
-            result = execute(row.thought, self._decode(tokens), self.settings.execution_timeout)
-            result.sample, result.new_tokens, result.finished = index % k, len(tokens), ended
-            result.mean_logprob = logprob
-            yield row, result
+        grown: set[int] = set()  # rows with text not yet streamed
+        sent = [0] * len(collector)  # tokens of each row already streamed
+        shown = -float("inf")  # when Progress was last yielded
+        while True:
+            wait = None if not grown else max(0.0, shown + (every or 0.0) - time.monotonic())
+            try:
+                item = events.get(timeout=wait)
+            except queue.Empty:
+                item = ("flush",)
+            if item is None:
+                break
+            if item[0] == "step":
+                grown.add(item[1])
+            elif item[0] == "end":
+                _, index, tokens, ended, logprob = item
+                grown.discard(index)
+                row = rows[index // k]
+                result = execute(row.thought, self._decode(tokens), self.settings.execution_timeout)
+                result.sample, result.new_tokens, result.finished = index % k, len(tokens), ended
+                result.mean_logprob = logprob
+                yield row, result
+            if grown and time.monotonic() >= shown + (every or 0.0):
+                for index in sorted(grown):
+                    tokens = collector.tokens[index][:]  # the engine's thread appends to it
+                    if len(tokens) == sent[index]:  # already streamed by an earlier step
+                        continue
+                    sent[index] = len(tokens)
+                    text = self._decode(tokens).rstrip("\ufffd")  # a character cut in half
+                    yield rows[index // k], Progress(rows[index // k].thought, text, index % k,
+                                                     len(tokens))  # fmt: skip
+                grown.clear()
+                shown = time.monotonic()
         thread.join()
         if failure:
             raise failure[0]
 
+    def stream(
+        self, question: str, thoughts: Sequence[str] = THOUGHTS, every: float = 0.1
+    ) -> Iterator[Event]:
+        """Yield each thought's text as it is written (a ``Progress`` at most every ``every``
+        seconds per batch) and its executed ``ThoughtResult`` as soon as it ends. All thoughts
+        share one batched generate; ``combine`` the results for the vote."""
+        for _, event in self._run_batch(self._rows([question], thoughts), every):
+            yield event
+
+    def stream_batch(
+        self, questions: Sequence[str], every: float = 0.1
+    ) -> Iterator[tuple[int, Event]]:
+        """``stream`` for several questions in one batched generate: (question index, event)."""
+        for row, event in self._run_batch(self._rows(questions, THOUGHTS), every):
+            yield row.question, event
+
     def solve_iter(
         self, question: str, thoughts: Sequence[str] = THOUGHTS
     ) -> Iterator[ThoughtResult]:
-        """Yield each thought's executed result as soon as that thought finishes writing.
-
-        All thoughts share one batched ``generate``; use ``combine`` on the results for the vote.
-        """
+        """Yield each thought's executed result as soon as that thought finishes writing."""
         for _, result in self._run_batch(self._rows([question], thoughts)):
             yield result
 

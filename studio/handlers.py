@@ -104,6 +104,7 @@ class Studio:
         timeout: float = 5.0,
         max_batch: int = 16,
         engine: str = "auto",
+        precision: str = "auto",
         access: Access | None = None,
         limits: RateLimiter | None = None,
     ) -> None:
@@ -113,7 +114,7 @@ class Studio:
             store.allow_self_review = True
             limits = limits or RateLimiter({})
         self.limits = limits or RateLimiter()
-        self.engine = engine
+        self.engine, self.precision = engine, precision
         self.eval_sets = eval_sets or EvalSets()
         self.export_dir = Path(export_dir) if export_dir else data_dir() / "exports"
         self.timeout = timeout
@@ -122,8 +123,7 @@ class Studio:
         self._student = student
         self._info: ModelInfo | None = None
         if student is not None:
-            loaded = student.loaded
-            self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
+            self._info = _info_of(student)
         self._lock = threading.Lock()
         self.batcher = Batcher(write_thoughts, write_batch, max_batch)
 
@@ -142,8 +142,9 @@ class Studio:
         from eotd.student import Student
 
         return Student.from_pretrained(
-            base, adapter, engine=self.engine, max_new_tokens=self.max_new_tokens
-        )
+            base, adapter, engine=self.engine, precision=self.precision,
+            max_new_tokens=self.max_new_tokens,
+        )  # fmt: skip
 
     def student(self) -> Any:
         """The served student, loaded once: ``base`` + ``adapter`` when a base was given, else
@@ -158,8 +159,7 @@ class Studio:
                     )
                 else:
                     self._student = self.load_student(self._base or "default", self._adapter)
-                    loaded = self._student.loaded
-                    self._info = ModelInfo(_short(loaded.base), loaded.base, loaded.adapter)
+                    self._info = _info_of(self._student)
             return self._student
 
     def model_info(self) -> ModelInfo:
@@ -399,6 +399,12 @@ def _thought_text(thought: str, text: str | None) -> str:
     if len(text) > MAX_THOUGHT_CHARS:
         raise InputError(f"The text is over {MAX_THOUGHT_CHARS:,} characters; shorten it.")
     return text
+
+
+def _info_of(student: Any) -> ModelInfo:
+    """A model that is served without a registered version, named by its base."""
+    spec = student.engine.spec
+    return ModelInfo(_short(spec.base), spec.base, spec.adapter)
 
 
 def _short(path: str) -> str:

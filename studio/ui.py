@@ -605,7 +605,7 @@ def _model_html(studio: Studio) -> str:
         ),
         ("base", info.base),
         ("adapter", info.adapter or "none"),
-        ("engine", studio.student().engine),
+        ("engine", str(studio.student().engine.spec)),
     ]
     accuracy = accuracy_rows(info.version.metrics) if info.version else []
     return render.metrics_html(info.name, details, accuracy)

@@ -9,6 +9,3 @@ import pytest
 def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Point the store's default data dir at a temp folder so no test touches ./var."""
     monkeypatch.setenv("EOTD_DATA_DIR", str(tmp_path_factory.mktemp("eotd-data")))
-    # The student's engine is PyTorch unless a test asks for another (test_ct2_engine.py tests
-    # what "auto" picks).
-    monkeypatch.setenv("EOTD_ENGINE", "torch")

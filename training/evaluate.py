@@ -20,9 +20,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eotd import same_answer
+from eotd.engines import load, resolve
 from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID
 from eotd.prompts import THOUGHTS
-from eotd.student import GenerationSettings, Solution, Student, load_engine
+from eotd.student import GenerationSettings, Solution, Student
 from eotd.verifier import Selector, choose, load_selector
 from eotd.vote import DEFAULT_ORDER
 from training.config import load_config, save_config
@@ -57,10 +58,11 @@ class EvalConfig:
     top_p: float = 0.95
     top_k: int = 50  # 0: sample from every token
     device: str = "auto"
-    dtype: str = "auto"
-    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the engine's default
-    engine: str = "torch"  # "torch", "ct2" (CTranslate2, int8 weights; CPU, faster) or "auto"
-    quantization: str = "int8"  # the ct2 engine's weights: int8, int8_float32, int16 or float32
+    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the cores this process may use
+    engine: str = "torch"  # "torch", "ct2" (CTranslate2; CPU, faster) or "auto"
+    # "auto" (torch: bf16 on a GPU that has it, else float32; ct2: eotd.engines.CT2_PRECISION),
+    # a torch dtype (fp32, bf16) or a ct2 weight type (float32, int8, int16, bfloat16, ...)
+    precision: str = "auto"
     selector: str = ""  # the answer selector's file for "verified"; "": models/selector.json
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
@@ -190,19 +192,14 @@ def evaluate(cfg: EvalConfig) -> dict:
         top_p=cfg.top_p,
         top_k=cfg.top_k,
     )
-    adapter = None if cfg.adapter == "none" else cfg.adapter
-    loaded = load_engine(
-        cfg.model, adapter, device=cfg.device, dtype=cfg.dtype, engine=cfg.engine,
-        threads=cfg.threads, quantization=cfg.quantization,
-    )  # fmt: skip
-    student = Student(loaded, settings)
-    device = student.loaded.device
-    batch_size = cfg.batch_size or (768 if device.type == "cuda" else 48)
+    spec = resolve(cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, cfg.threads)
+    student = Student(load(spec), settings)
+    spec = student.engine.spec  # what runs (e.g. ct2's int8 computes as int8_float32)
+    batch_size = cfg.batch_size or (768 if spec.device == "cuda" else 48)
     base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if cfg.model == DEFAULT_BASE else cfg.model
-    adapter_name = student.loaded.adapter
-    label = cfg.label or base + (f" + {adapter_name}" if adapter_name else " (no adapter)")
-    if student.engine.startswith("ct2") and not cfg.label:
-        label += f" [CTranslate2 {loaded.dtype}]"
+    label = cfg.label or base + (f" + {spec.adapter}" if spec.adapter else " (no adapter)")
+    if spec.engine != "torch" and not cfg.label:
+        label += f" [{spec}]"
     results: dict[str, dict] = {}
     for name, problems in sets.items():
         total = len(problems) * len(THOUGHTS) * settings.num_samples
@@ -218,11 +215,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                 f.write(json.dumps(prediction_row(problem, solution, selector)) + "\n")
     report = {
         "label": label,
-        "model": student.loaded.base,
-        "adapter": student.loaded.adapter,
-        "device": str(device),
-        "dtype": str(student.loaded.dtype),
-        "engine": student.engine,
+        "model": spec.base,
+        "adapter": spec.adapter,
+        "device": spec.device,
+        "engine": spec.to_dict(),
         "batch_size": batch_size,
         "datasets": results,
     }

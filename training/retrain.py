@@ -24,9 +24,9 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
 from db.export import read_export
 from db.store import Store
-from eotd.ct2_engine import CT2Model
-from eotd.model_loading import LoadedModel
-from eotd.student import GenerationSettings, Student, load_engine
+from eotd.engines import load, resolve
+from eotd.generation import Engine
+from eotd.student import GenerationSettings, Student
 from training.build_data import COLUMNS
 from training.config import load_config, save_config
 from training.evaluate import score, set_name, test_problems
@@ -56,7 +56,7 @@ class RetrainConfig:
     name: str = ""  # model version name; default retrain-YYYYmmdd-HHMMSS
     output_dir: str = "runs/retrain"
     device: str = "auto"
-    engine: str = "torch"  # for the evaluations: "torch", or "ct2" (CTranslate2 int8, CPU, faster)
+    engine: str = "torch"  # for the evaluations: "torch", "ct2" (CTranslate2, CPU, faster), "auto"
 
 
 @dataclass
@@ -73,9 +73,9 @@ class Round:
     seconds: float
 
 
-def load_for_eval(cfg: RetrainConfig, adapter: str | None) -> LoadedModel | CT2Model:
+def load_for_eval(cfg: RetrainConfig, adapter: str | None) -> Engine:
     """The student to evaluate: ``cfg.base`` + ``adapter`` on ``cfg.engine``."""
-    return load_engine(cfg.base, adapter or "none", device=cfg.device, engine=cfg.engine)
+    return load(resolve(cfg.engine, device=cfg.device, base=cfg.base, adapter=adapter or "none"))
 
 
 def correction_rows(cfg: RetrainConfig, store: Store | None) -> list[dict]:

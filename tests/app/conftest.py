@@ -18,6 +18,7 @@ from db import Store
 from db.access import Actor, Role
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Student
+from eotd.torch_engine import TorchEngine
 from studio.examples import EvalSets
 from studio.handlers import Studio
 from studio.ui import build_app, launch_local
@@ -43,7 +44,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_student(tiny_model_dir: Path) -> Student:
-    return Student(load_model(str(tiny_model_dir), None), GenerationSettings(max_new_tokens=12))
+    return Student(TorchEngine(load_model(str(tiny_model_dir), None)), GenerationSettings(12))
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,7 @@ def test_solve_correct_review_export(page, served: Served, shots: Path, tmp_path
     expect(box(page, "edit-eot")).to_be_visible()  # one key took us to Correct
 
     tab(page, "Model")
-    page.wait_for_selector("#model-info:has-text('torch float32 (cpu)')")  # the engine serving
+    page.wait_for_selector("#model-info:has-text('torch float32 (cpu, ')")  # the engine serving
     page.screenshot(path=shots / "model.png", full_page=True)
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import ctranslate2
 import pytest
 from student_support import APPLES, EGGS, ROWS
 from transformers import T5Config
 
 from eotd import ct2_engine
 from eotd.ct2_engine import load_ct2
-from eotd.model_loading import load_model
-from eotd.student import GenerationSettings, Student, resolve_engine
+from eotd.engines import CT2_PRECISION, resolve
+from eotd.model_loading import cpu_features, load_model
+from eotd.student import GenerationSettings, Progress, Student, ThoughtResult
+from eotd.torch_engine import TorchEngine
 from training.tiny_model import make_tiny_student
 
 
@@ -33,7 +36,7 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _pair(trained: Path, quantization: str = "int8", **settings) -> tuple[Student, Student]:
     """The same student and settings on both engines."""
-    torch_student = Student(load_model(str(trained), adapter=None, device="cpu"),
+    torch_student = Student(TorchEngine(load_model(str(trained), None, device="cpu")),
                             GenerationSettings(**settings))  # fmt: skip
     ct2_student = Student(load_ct2(str(trained), None, quantization=quantization),
                           GenerationSettings(**settings))  # fmt: skip
@@ -55,6 +58,16 @@ def test_ct2_writes_runs_and_votes_like_torch(trained: Path, quantization: str) 
             assert theirs.mean_logprob is not None and theirs.mean_logprob <= 0
             assert mine.mean_logprob == pytest.approx(theirs.mean_logprob, abs=tolerance)
     assert ct2_student.solve(APPLES).answer == 7
+
+
+def test_ct2_streams_the_text_torch_writes(trained: Path) -> None:
+    torch_student, ct2_student = _pair(trained, "float32", max_new_tokens=48)
+    want = {t.thought: t.text for t in torch_student.solve(APPLES).thoughts}
+    events = list(ct2_student.stream(APPLES, every=0))
+    for name, text in want.items():
+        shown = [e.text for e in events if isinstance(e, Progress) and e.thought == name]
+        assert shown and all(text.startswith(s) for s in shown)
+    assert {e.thought: e.text for e in events if isinstance(e, ThoughtResult)} == want
 
 
 def test_ct2_batches_rows_that_end_at_different_steps(trained: Path) -> None:
@@ -89,10 +102,10 @@ def test_ct2_cuts_at_max_new_tokens_and_at_stop_strings_like_torch(trained: Path
 @pytest.mark.parametrize("engine", ["torch", "ct2"])
 def test_sampling_honours_top_k_on_both_engines(trained: Path, engine: str) -> None:
     def texts(**settings) -> list[str]:
-        loaded = load_model(str(trained), None, device="cpu") if engine == "torch" else (
-            load_ct2(str(trained), None))  # fmt: skip
-        return [t.text for t in Student(loaded, GenerationSettings(24, **settings)).solve(
-            APPLES).thoughts]  # fmt: skip
+        student = Student.from_pretrained(
+            str(trained), None, engine=engine, device="cpu", max_new_tokens=24, **settings
+        )
+        return [t.text for t in student.solve(APPLES).thoughts]
 
     greedy = texts()
     assert texts(do_sample=True, temperature=5.0, top_k=1) == greedy  # one candidate: greedy
@@ -136,7 +149,7 @@ def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     assert not other.folder.exists() and first.folder.exists()  # the stale copy is pruned
     other = edited
     floats = load_ct2(str(trained), None, quantization="float32")
-    assert len(calls) == 4 and floats.folder != first.folder and floats.dtype == "float32"
+    assert len(calls) == 4 and floats.folder != first.folder and floats.spec.precision == "float32"
     (changed / "README.md").write_text("a card")  # not a model file: the same conversion
     (changed / "eval").mkdir()
     (changed / "eval" / "metrics.json").write_text("{}")
@@ -169,28 +182,41 @@ def test_eotd_quantize_does_not_reach_the_conversion(
 
 
 def test_auto_picks_ct2_for_a_causal_model_on_the_cpu_and_torch_elsewhere(
-    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("EOTD_ENGINE")
-    assert resolve_engine("auto", "cpu", str(trained)) == "ct2"
-    assert resolve_engine("auto", "meta", str(trained)) == "torch"  # not a CPU
+    spec = resolve("auto", device="cpu", base=str(trained), adapter=None)
+    assert (spec.engine, spec.precision, spec.device, spec.adapter) == (
+        "ct2", CT2_PRECISION, "cpu", None
+    )  # fmt: skip
+    assert resolve("auto", device="meta", base=str(trained)).engine == "torch"  # not a CPU
     seq2seq = tmp_path / "t5"
     T5Config(d_model=8, d_kv=4, d_ff=8, num_layers=1, num_heads=2).save_pretrained(seq2seq)
-    assert resolve_engine("auto", "cpu", str(seq2seq)) == "torch"
-    monkeypatch.setenv("EOTD_ENGINE", "torch")
-    assert resolve_engine("auto", "cpu", str(trained)) == "torch"
-    assert resolve_engine("ct2", "cpu", str(seq2seq)) == "ct2"  # asked for: load_ct2 says why not
+    assert resolve("auto", device="cpu", base=str(seq2seq)).engine == "torch"
+    assert resolve("torch", device="cpu", base=str(trained)).precision == "float32"
+    assert resolve("torch", "bf16", "cpu", str(trained)).precision == "bfloat16"
 
 
-def test_engine_choice_and_bad_settings_are_refused(
-    trained: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EOTD_ENGINE", "ct2")
-    chosen = Student.from_pretrained(str(trained), None, device="cpu", max_new_tokens=8)
-    assert chosen.engine == "ct2 int8_float32 (cpu)" and chosen.solve(APPLES).thoughts
+def test_the_engine_says_what_runs_and_bad_settings_are_refused(trained: Path) -> None:
+    chosen = Student.from_pretrained(
+        str(trained), None, engine="ct2", precision="int8", device="cpu", threads=1,
+        max_new_tokens=8,
+    )  # fmt: skip
+    spec = chosen.engine.spec
+    assert (spec.engine, spec.precision, spec.threads) == ("ct2", "int8_float32", 1)
+    assert str(spec) == f"ct2 int8_float32 (cpu, 1 thread, {cpu_features()})"
+    assert chosen.solve(APPLES).thoughts
     with pytest.raises(ValueError, match="unknown engine"):
-        Student.from_pretrained(str(trained), None, engine="onnx")
+        resolve("onnx", base=str(trained))
     with pytest.raises(ValueError, match="runs on the CPU"):
-        Student.from_pretrained(str(trained), None, device="meta", engine="ct2")
+        resolve("ct2", device="meta", base=str(trained))
+    with pytest.raises(ValueError, match="unknown quantization"):
+        resolve("ct2", "int3", "cpu", str(trained))
+    with pytest.raises(ValueError, match="float type"):
+        resolve("torch", "int8", "cpu", str(trained))
+    if "bfloat16" in ctranslate2.get_supported_compute_types("cpu"):  # AVX512-BF16 or AMX
+        assert resolve("ct2", "bfloat16", "cpu", str(trained)).precision == "bfloat16"
+    else:  # refused before a minute of conversion
+        with pytest.raises(ValueError, match="cannot compute bfloat16"):
+            resolve("ct2", "bfloat16", "cpu", str(trained))
     with pytest.raises(ValueError, match="unknown quantization"):
         load_ct2(str(trained), None, quantization="int3")

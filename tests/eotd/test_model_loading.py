@@ -18,6 +18,7 @@ from eotd.model_loading import (
     resolve_base,
     resolve_dtype,
 )
+from eotd.torch_engine import TorchEngine
 from training.tiny_model import make_tiny_model
 
 
@@ -73,6 +74,7 @@ def test_int8_quantizes_linear_layers_and_still_generates(tiny: Path) -> None:
     prompt = loaded.tokenizer("a", return_tensors="pt")
     out = loaded.model.generate(**prompt, max_new_tokens=3, min_new_tokens=3, do_sample=False)
     assert out.shape[-1] == prompt["input_ids"].shape[-1] + 3
+    assert TorchEngine(loaded).spec.precision == "float32 with dynamic int8"  # says what runs
     with pytest.raises(ValueError, match="only one is int8"):
         load_model(str(tiny), adapter=None, device="cpu", quantize="int4")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from student_support import APPLES, EGGS, ROWS
 
-from eotd.ct2_engine import load_ct2
 from eotd.model_loading import load_model
-from eotd.student import GenerationSettings, Student, combine, execute
+from eotd.student import GenerationSettings, Progress, Student, ThoughtResult, combine, execute
+from eotd.torch_engine import TorchEngine
 from training.tiny_model import make_tiny_student
 
 
@@ -26,11 +26,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def student(trained: Path) -> Student:
-    return Student(load_model(str(trained), adapter=None, device="cpu"), GenerationSettings(48))
+    return Student(
+        TorchEngine(load_model(str(trained), None, device="cpu")), GenerationSettings(48)
+    )
 
 
 def test_solve_writes_runs_and_votes_three_thoughts(student: Student) -> None:
-    assert student.engine == "torch float32 (cpu)"
+    assert str(student.engine.spec).startswith("torch float32 (cpu, ")
     solution = student.solve(APPLES)
     assert [t.thought for t in solution.thoughts] == ["cot", "pot", "eot"]
     assert solution.thought("cot").status == "answered"
@@ -65,9 +67,23 @@ def test_solve_iter_yields_every_thought_once(student: Student) -> None:
     assert combine(APPLES, results).answer == 7
 
 
+def test_stream_shows_each_thought_growing_before_its_result(student: Student) -> None:
+    events = list(student.stream(APPLES, every=0))
+    results = [e for e in events if isinstance(e, ThoughtResult)]
+    assert sorted(r.thought for r in results) == ["cot", "eot", "pot"]
+    assert combine(APPLES, results).answer == 7
+    for result in results:
+        end = events.index(result)
+        shown = [e for e in events if isinstance(e, Progress) and e.thought == result.thought]
+        assert shown and all(events.index(p) < end for p in shown), "text only after the end"
+        assert all(result.text.startswith(p.text) for p in shown)
+        counts = [p.new_tokens for p in shown]
+        assert counts == sorted(set(counts)) and counts[-1] <= result.new_tokens
+
+
 def test_sampling_votes_over_k_samples_per_thought(trained: Path) -> None:
     settings = GenerationSettings(48, do_sample=True, num_samples=3, temperature=0.3)
-    sampler = Student(load_model(str(trained), adapter=None, device="cpu"), settings)
+    sampler = Student(TorchEngine(load_model(str(trained), None, device="cpu")), settings)
     solution = sampler.solve(APPLES)
     counts = {name: len(a) for name, a in solution.answers().items()}
     assert counts == {"cot": 3, "pot": 3, "eot": 3}
@@ -102,11 +118,10 @@ NATALIA = (
 
 
 def _shipped(engine: str) -> Student:
-    """The shipped student (base + models/ adapter) on ``engine``: "torch" (float32),
-    "ct2-float32" or "ct2-int8"."""
-    if engine == "torch":
-        return Student.from_pretrained(device="cpu", engine="torch", dtype="fp32")
-    return Student(load_ct2(quantization=engine.removeprefix("ct2-")), GenerationSettings())
+    """The shipped student (base + models/ adapter) on "torch" (float32), "ct2-float32" or
+    "ct2-int8"."""
+    name, _, precision = engine.partition("-")
+    return Student.from_pretrained(engine=name, precision=precision or "float32", device="cpu")
 
 
 @pytest.mark.slow
@@ -115,7 +130,7 @@ def test_the_shipped_student_solves_an_easy_question_all_three_ways(engine: str)
     """The float32 engines: the same answers on every CPU this project has run on (AMD EPYC with
     AVX-512/BF16, Intel Xeon with AMX), unlike int8 (next test)."""
     student = _shipped(engine)
-    assert student.loaded.adapter is not None, "models/ must ship the trained adapter"
+    assert student.engine.spec.adapter is not None, "models/ must ship the trained adapter"
     solution = student.solve(NATALIA)
     assert [t.status for t in solution.thoughts] == ["answered", "ok", "solved"]
     assert [t.answer for t in solution.thoughts] == [72.0, 72.0, 72.0]

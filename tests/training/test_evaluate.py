@@ -88,13 +88,13 @@ def test_run_writes_metrics_table_and_predictions(
     main([
         "--model", str(trained), "--adapter", "none", "--datasets", str(data),
         "--output_dir", str(out), "--max_new_tokens", "24", "--device", "cpu", "--engine", engine,
+        "--precision", "float32",
     ])  # fmt: skip
     report = json.loads((out / "metrics.json").read_text())
-    assert (
-        report["engine"]
-        == {"torch": "torch float32 (cpu)", "ct2": "ct2 int8_float32 (cpu)"}[engine]
-    )
-    assert ("[CTranslate2 int8_float32]" in report["label"]) == (engine == "ct2")
+    ran = report["engine"]
+    assert (ran["engine"], ran["precision"], ran["device"]) == (engine, "float32", "cpu")
+    assert ran["threads"] >= 1 and ran["describe"].startswith(f"{engine} float32 (cpu")
+    assert ("[ct2 float32 (cpu" in report["label"]) == (engine == "ct2")
     result = report["datasets"]["mini"]
     assert result["problems"] == 2
     assert result["accuracy"]["pot"] == 100.0 and result["accuracy"]["majority"] == 100.0

@@ -11,6 +11,7 @@ from datasets import Dataset
 from eotd.model_loading import load_model
 from eotd.prompts import build_prompt
 from eotd.student import GenerationSettings, Student
+from eotd.torch_engine import TorchEngine
 from training.tiny_model import make_tiny_model
 from training.train import encode_row, main
 
@@ -86,7 +87,7 @@ def test_full_finetune_memorizes_targets_and_stops(tiny: Path, data: Path, tmp_p
     assert (tmp_path / "run" / "config.yaml").is_file()
 
     student = Student.from_pretrained(
-        str(tmp_path / "run" / "final"), adapter=None, device="cpu", max_new_tokens=40
+        str(tmp_path / "run" / "final"), None, engine="torch", device="cpu", max_new_tokens=40
     )
     _, q, thought, target = ROWS[3]
     text, _, ended = student.generate([build_prompt(q, thought)])[0]
@@ -101,7 +102,8 @@ def test_lora_run_resumes_and_ships_an_adapter(tiny: Path, data: Path, tmp_path:
     second = _train(tiny, data, out, "--method", "lora", "--max_steps", "8")
     assert second["resumed_from"] is not None and second["steps"] == 8
     assert (out / "final" / "adapter_config.json").is_file()
-    student = Student(load_model(str(tiny), out / "final", device="cpu"), GenerationSettings(8))
+    loaded = load_model(str(tiny), out / "final", device="cpu")
+    student = Student(TorchEngine(loaded), GenerationSettings(8))
     assert len(student.generate(["Question: hi\n"])) == 1
 
 

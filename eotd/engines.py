@@ -1,0 +1,111 @@
+"""Which engine writes the thoughts, in what precision, where: resolved once, then loaded.
+
+An entry point (the app, ``training.evaluate``, ``training.retrain``, the benchmarks) calls
+:func:`resolve` with its settings and gets an :class:`~eotd.generation.EngineSpec`, which
+:func:`load` turns into an engine for :class:`eotd.student.Student`. Nothing below an entry point
+chooses an engine (the app alone reads ``$EOTD_ENGINE``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig
+
+from eotd.generation import Engine, EngineSpec
+from eotd.model_loading import (
+    available_cores,
+    cpu_features,
+    load_model,
+    requested_threads,
+    resolve_device,
+    resolve_dtype,
+    resolve_sources,
+)
+
+ENGINES = ("torch", "ct2")
+# The CTranslate2 weight type of "auto" precision: the fastest that keeps the answers of PyTorch
+# float32 (models/README.md, "Choosing the CPU engine", measures every candidate).
+CT2_PRECISION = "int8"
+
+
+def _ct2_installed() -> bool:
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+def resolve(
+    engine: str = "auto",
+    precision: str = "auto",
+    device: str = "auto",
+    base: str | None = None,
+    adapter: str | Path | None = "default",
+    threads: int = 0,
+) -> EngineSpec:
+    """The one resolution of an entry point's model settings.
+
+    ``engine``: "torch" (transformers' ``generate``), "ct2" (CTranslate2, CPU only) or "auto"
+    (ct2 for a causal model on a CPU when CTranslate2 is installed, else torch). ``precision``:
+    "auto" (ct2: ``CT2_PRECISION``; torch: bf16 on an accelerator that has it, else float32), a
+    torch dtype (fp32, bf16, float32, ...) or a CTranslate2 weight type (int8, float32, ...).
+    ``base``/``adapter`` as ``eotd.model_loading.load_model`` reads them ("default", "none", a
+    folder); ``threads``: 0 for ``$EOTD_THREADS``, else the cores this process may use."""
+    source, adapter_path = resolve_sources(base, None if adapter is None else str(adapter))
+    where = resolve_device(device)
+    on_cpu = where.type == "cpu"
+    if engine == "auto":
+        fits = on_cpu and _ct2_installed()
+        engine = (
+            "ct2" if fits and not AutoConfig.from_pretrained(source).is_encoder_decoder else "torch"
+        )
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES} or auto")
+    if engine == "ct2":
+        if not on_cpu:
+            raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
+        precision = CT2_PRECISION if precision == "auto" else precision
+        _check_ct2(precision)
+        default_threads = available_cores()
+    else:
+        dtype = resolve_dtype(precision, where)
+        if not dtype.is_floating_point:
+            raise ValueError(f"the torch engine computes in a float type, not {dtype}")
+        precision = str(dtype).removeprefix("torch.")
+        default_threads = torch.get_num_threads()
+    return EngineSpec(
+        engine, precision, where.type, source, adapter_path,
+        (requested_threads(threads) or default_threads) if on_cpu else 0,
+        cpu_features() if on_cpu else "",
+    )  # fmt: skip
+
+
+def _check_ct2(precision: str) -> None:
+    """Refuse a weight type CTranslate2 does not know, or this CPU cannot compute in."""
+    from eotd.ct2_engine import QUANTIZATIONS
+
+    if precision not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {precision!r}; use one of {QUANTIZATIONS}")
+    import ctranslate2
+
+    here = ctranslate2.get_supported_compute_types("cpu")
+    if precision not in here:
+        raise ValueError(
+            f"this CPU ({cpu_features()}) cannot compute {precision} in CTranslate2 (bfloat16 "
+            f"needs AVX512-BF16 or AMX); it computes {', '.join(sorted(here))}"
+        )
+
+
+def load(spec: EngineSpec) -> Engine:
+    """The engine ``spec`` describes (the ct2 engine converts the model on first use)."""
+    adapter = spec.adapter or "none"
+    if spec.engine == "ct2":
+        from eotd.ct2_engine import load_ct2
+
+        return load_ct2(spec.base, adapter, quantization=spec.precision, threads=spec.threads)
+    from eotd.torch_engine import TorchEngine
+
+    loaded = load_model(
+        spec.base, adapter, device=spec.device, dtype=spec.precision, threads=spec.threads
+    )
+    return TorchEngine(loaded)
