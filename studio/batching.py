@@ -1,39 +1,47 @@
-"""Solves that arrive together share one batched ``generate``; a lone solve streams.
+"""Solves that arrive together share one batched ``generate``, and every one of them streams.
 
-The thread of a waiting request that finds the model free leads: it takes every waiting request
-for the same student (up to ``max_batch``) and runs them. A batch of one streams thought by
-thought (``solve_iter``); a larger batch runs ``solve_batch`` and hands each request its thoughts
-when the batch is done. Work runs in the requests' own threads, so a ZeroGPU Space sees each call
-inside a request.
+The first waiting request takes the model when it is free, together with every other waiting
+request for the same student (up to ``max_batch``), and starts one stream for them in a thread of
+its own, which hands each request its events (text as it is written, then each thought written
+and run) as they come. Every request, the first included, reads its own queue: a slow or departed
+client holds no one back, and the batch always runs to its end. (On a ZeroGPU Space,
+``spaces.GPU`` wraps the stream; that it works from this thread is not tested here.)
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+_END = object()  # a follower's stream is over
+
+
+@dataclass
+class _Failure:
+    error: BaseException
 
 
 @dataclass(eq=False)
 class _Request:
     student: Any
     question: str
-    done: bool = False
-    results: list = field(default_factory=list)
-    error: BaseException | None = None
+    taken: bool = False  # a leader runs it
+    events: queue.Queue = field(default_factory=queue.Queue)
 
 
 class Batcher:
     """Serializes the student's solves and batches the ones that wait together.
 
-    ``stream(student, question)`` yields thought results as they finish; ``batch(student,
-    questions)`` returns one solution (with ``.thoughts``) per question.
+    ``stream(student, questions)`` yields ``(question index, event)`` for one batched run;
+    ``batch(student, questions)`` returns one solution per question (for rankings).
     """
 
     def __init__(
         self,
-        stream: Callable[[Any, str], Iterator],
+        stream: Callable[[Any, list[str]], Iterator[tuple[int, Any]]],
         batch: Callable[[Any, list[str]], list],
         max_batch: int = 16,
     ) -> None:
@@ -45,41 +53,49 @@ class Batcher:
         self._busy = False
         self.batch_sizes: list[int] = []  # how many questions each model run served
 
-    def thoughts(self, student: Any, question: str) -> Iterator:
-        """The student's thought results for ``question``, as soon as they are known."""
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for the model."""
+        with self._cond:
+            return len(self._waiting)
+
+    def events(self, student: Any, question: str) -> Iterator:
+        """The student's events for ``question`` (see ``eotd.student.Student.stream``), as soon
+        as they are known."""
         request = _Request(student, question)
         with self._cond:
             self._waiting.append(request)
-            while not request.done and (self._busy or request not in self._waiting):
+            while not request.taken and (self._busy or self._waiting[0] is not request):
                 self._cond.wait()
-            if request.done:
-                batch = None
-            else:
+            if not request.taken:
                 self._busy = True
                 others = [r for r in self._waiting if r.student is student and r is not request]
                 batch = [request, *others[: self.max_batch - 1]]
                 for r in batch:
                     self._waiting.remove(r)
+                    r.taken = True
                 self.batch_sizes.append(len(batch))
-        if batch is None:
-            if request.error is not None:
-                raise request.error
-            yield from request.results
-            return
+                self._cond.notify_all()
+                threading.Thread(target=self._feed, args=(student, batch), daemon=True).start()
+        while (event := request.events.get()) is not _END:
+            if isinstance(event, _Failure):
+                raise event.error
+            yield event
+
+    def _feed(self, student: Any, batch: list[_Request]) -> None:
+        """Run ``batch`` as one stream, handing each request its events; then free the model."""
         try:
-            if len(batch) == 1:
-                yield from self._stream(student, question)
-                return
-            self._run(student, batch)
-        finally:  # a batch frees the model before its caller consumes (and stores) the results
+            for index, event in self._stream(student, [r.question for r in batch]):
+                batch[index].events.put(event)
+        except BaseException as exc:  # every request of the batch gets the error
+            for r in batch:
+                r.events.put(_Failure(exc))
+        finally:
+            for r in batch:
+                r.events.put(_END)
             with self._cond:
                 self._busy = False
-                for r in batch:
-                    r.done = True
                 self._cond.notify_all()
-        if request.error is not None:
-            raise request.error
-        yield from request.results
 
     def solutions(self, student: Any, questions: list[str]) -> list:
         """Solve many questions (a ranking) in batches of ``max_batch``, taking the model only
@@ -97,13 +113,3 @@ class Batcher:
                     self._busy = False
                     self._cond.notify_all()
         return out
-
-    def _run(self, student: Any, batch: list[_Request]) -> None:
-        try:
-            solutions = self._batch(student, [r.question for r in batch])
-        except Exception as exc:  # every request of the batch gets the error
-            for r in batch:
-                r.error = exc
-            return
-        for r, solution in zip(batch, solutions, strict=True):
-            r.results = [t for t in solution.thoughts if t.sample == 0]

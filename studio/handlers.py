@@ -48,6 +48,7 @@ from studio.solving import (
 MAX_THOUGHT_CHARS = 10_000
 MAX_NOTE_CHARS = 2_000
 MAX_RANK = 64  # problems ranked in one request
+STREAM_EVERY = 0.1  # seconds between updates of the text being written (the first comes at once)
 EXPORT_ZIPS_KEEP_S = 3600  # an export's zip stays downloadable this long
 DECISIONS = {"approve": APPROVED, "approved": APPROVED, "reject": REJECTED, "rejected": REJECTED}
 
@@ -62,9 +63,11 @@ def _on_gpu(fn: Callable) -> Callable:
 
 
 @_on_gpu
-def write_thoughts(student: Any, question: str) -> Iterator:
-    """The student's three thoughts for ``question``, each as soon as it is written and run."""
-    yield from student.solve_iter(question)
+def write_thoughts(student: Any, questions: list[str], every: float) -> Iterator[tuple[int, Any]]:
+    """The student's three thoughts for each of ``questions`` in one batched generate: their
+    text as it is written (at most every ``every`` s), then each one written and run (see
+    ``Student.stream_batch``)."""
+    yield from student.stream_batch(questions, every)
 
 
 @_on_gpu
@@ -107,6 +110,7 @@ class Studio:
         precision: str = "auto",
         access: Access | None = None,
         limits: RateLimiter | None = None,
+        stream_every: float = STREAM_EVERY,
     ) -> None:
         self.store = store
         self.access = access or Access()
@@ -125,7 +129,11 @@ class Studio:
         if student is not None:
             self._info = _info_of(student)
         self._lock = threading.Lock()
-        self.batcher = Batcher(write_thoughts, write_batch, max_batch)
+        self.batcher = Batcher(
+            lambda student, questions: write_thoughts(student, questions, stream_every),
+            write_batch,
+            max_batch,
+        )
 
     def actor(self, request: Any | None) -> Actor:
         """The acting user of a ``gr.Request`` (see ``studio.identity``)."""
@@ -206,8 +214,8 @@ class Studio:
             model_name=info.name,
         )
         yield state
-        thoughts = self.batcher.thoughts(student, problem.question)
-        yield from stream_solve(thoughts, self.store, state)
+        events = self.batcher.events(student, problem.question)
+        yield from stream_solve(events, self.store, state)
 
     def check(self, actor: Actor, thought: str, text: str | None) -> ThoughtView:
         """Run the engine on a (corrected) thought: values and answer, or the error and line."""

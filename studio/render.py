@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from studio.solving import SolveState, ThoughtView, Verdict
+from studio.solving import WRITING, SolveState, ThoughtView, Verdict
 
 NAMES = {"cot": "CoT", "pot": "PoT", "eot": "EoT"}
 
@@ -55,7 +55,7 @@ def message(text: str, kind: str = "info") -> str:
 
 def badge(view: ThoughtView | None) -> str:
     """A status pill: solved (with the answer), the failure and why, or still writing."""
-    if view is None:
+    if view is None or view.status == WRITING:
         return '<span class="badge wait">writing…</span>'
     if view.ok:
         return f'<span class="badge ok">{escape(view.status)}: {escape(num(view.answer))}</span>'
@@ -94,7 +94,7 @@ def _error(view: ThoughtView) -> str:
 def thought_panel(view: ThoughtView | None) -> str:
     """What the engine did with one thought: EoT's equations and solved variables, PoT's output
     and ``ans``, CoT's extracted answer."""
-    if view is None:
+    if view is None or view.status == WRITING:
         return '<div class="panel"><em>The student is writing this thought…</em></div>'
     parts = [f"<div>{badge(view)}</div>"]
     if view.thought == "eot":

@@ -10,7 +10,7 @@ from db import Store
 from db.access import Actor
 from eotd import same_answer
 from eotd.prompts import THOUGHTS
-from eotd.student import ThoughtResult, execute
+from eotd.student import Progress, ThoughtResult, execute
 from eotd.verifier import DEFAULT_STRATEGY, choose
 
 MAX_QUESTION_CHARS = 2000
@@ -20,6 +20,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 OK_STATUSES = frozenset({"solved", "ok", "answered"})
+WRITING = "writing"  # a thought's status while the student is still writing it
 
 
 class InputError(ValueError):
@@ -171,11 +172,19 @@ def record(store: Store, state: SolveState, view: ThoughtView) -> ThoughtView:
     return view
 
 
-def stream_solve(results: Iterator, store: Store, state: SolveState) -> Iterator[SolveState]:
-    """Turn the student's per-thought results into recorded views, yielding ``state`` after each,
-    then once more with the vote."""
-    for result in results:
-        record(store, state, view_of(result))
+def stream_solve(events: Iterator, store: Store, state: SolveState) -> Iterator[SolveState]:
+    """Turn the student's events into views, yielding ``state`` after each: a thought being
+    written shows its text so far (status ``WRITING``, not stored); a finished one is recorded
+    as a generation. Then once more with the vote."""
+    for event in events:
+        if event.sample:  # the app shows the first sample of each thought
+            continue
+        if isinstance(event, Progress):
+            state.thoughts[event.thought] = ThoughtView(
+                event.thought, event.text, WRITING, None, finished=False
+            )
+        else:
+            record(store, state, view_of(event))
         yield state
     ordered = [state.thoughts[t] for t in THOUGHTS if t in state.thoughts]
     state.verdict = decide(state.problem.question, ordered, state.problem.gold)

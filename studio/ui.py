@@ -616,8 +616,10 @@ def _api(studio: Studio) -> None:
 
     @user_errors
     def solve(question: str, request: gr.Request) -> Iterator[dict]:
-        """Solve a math word problem with CoT, PoT and EoT and vote; streams a state per
-        finished thought, then the final one with the vote."""
+        """Solve a math word problem with CoT, PoT and EoT and vote. Streams the solve's state
+        (``SolveState.to_dict``) as it changes: a thought being written has status "writing"
+        and its text so far, a finished one its executed result; the last state has the vote
+        and ``done`` true."""
         for state in studio.solve(studio.actor(request), question):
             yield state.to_dict()
 

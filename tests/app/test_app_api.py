@@ -36,6 +36,9 @@ def test_solve_streams_each_thought_then_the_vote_and_records_them(
     counts = [len(s["thoughts"]) for s in states]
     assert counts == sorted(counts) and counts[-1] == 3
     assert any(0 < n < 3 for n in counts), "no partial result before the end"
+    writing = [v for s in states[:-1] for v in s["thoughts"].values() if v["status"] == "writing"]
+    assert writing, "no text while it was being written"
+    assert all(v["answer"] is None and v["generation_id"] is None for v in writing)
     assert [s["done"] for s in states].count(True) == 1 and states[-1]["done"]
     final = states[-1]
     assert (final["gold"], final["source"], final["source_id"]) == (51, "svamp", "svamp-chal-1")

@@ -4,6 +4,7 @@ versions, review queue filters and statistics."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +14,14 @@ from conftest import ADMIN, ANN, BOB, REV, SVAMP_1, SVAMP_1_EOT, VISITOR, make_s
 
 from db import StoreError
 from db.access import Actor, PermissionDenied, Role
+from eotd.prompts import THOUGHTS
+from eotd.student import ThoughtResult
 from studio import render
 from studio.active import read_pool, uncertainty
+from studio.batching import Batcher
 from studio.handlers import Studio, accuracy_rows, mean_accuracy
 from studio.solving import (
+    WRITING,
     InputError,
     ProblemRef,
     SolveState,
@@ -250,24 +255,118 @@ def test_accept_as_is_saves_the_thought_unchanged_and_edits_must_change_it(studi
     assert studio.store.stats().corrections == 1
 
 
+def _writing(states: list[dict], thought: str) -> list[str]:
+    """The texts a client saw of ``thought`` while it was being written."""
+    return [
+        s["thoughts"][thought]["text"]
+        for s in states
+        if s["thoughts"].get(thought, {}).get("status") == WRITING
+    ]
+
+
+def test_a_solve_streams_each_thought_as_it_is_written(
+    tmp_path: Path, tiny_student, eval_sets
+) -> None:
+    studio = make_studio(tmp_path, tiny_student, eval_sets, stream_every=0)
+    states = [s.to_dict() for s in studio.solve(VISITOR, "Tom has 3 apples and buys 5 more.")]
+    final = states[-1]
+    assert final["done"] and final["vote"] is not None
+    assert not any(s["done"] for s in states[:-1])
+    for thought in THOUGHTS:
+        seen = _writing(states, thought)
+        assert seen and all(final["thoughts"][thought]["text"].startswith(t) for t in seen)
+        assert final["thoughts"][thought]["status"] != WRITING
+    assert "writing…" in render.badge(ThoughtView("cot", "Tom", WRITING, None, finished=False))
+    assert studio.store.stats().generations == 3  # the text being written is never stored
+
+
 @pytest.mark.parametrize("max_batch", [2, 4])
 def test_concurrent_solves_share_batches_and_each_gets_its_own_thoughts(
     max_batch: int, tmp_path: Path, tiny_student, eval_sets
 ) -> None:
-    studio = make_studio(tmp_path, tiny_student, eval_sets, max_batch=max_batch)
+    studio = make_studio(tmp_path, tiny_student, eval_sets, max_batch=max_batch, stream_every=0)
     questions = [p.question for p in studio.eval_sets.sample("multiarith", 6, seed=3)]
     start = threading.Barrier(len(questions))
 
-    def solve(question: str) -> SolveState:
+    def solve(question: str) -> list[dict]:
         start.wait()
-        return list(studio.solve(VISITOR, question))[-1]
+        return [s.to_dict() for s in studio.solve(VISITOR, question)]
 
     with ThreadPoolExecutor(len(questions)) as pool:
-        finals = list(pool.map(solve, questions))
+        streams = list(pool.map(solve, questions))
     sizes = studio.batcher.batch_sizes
     assert sum(sizes) == len(questions) and 1 < max(sizes) <= max_batch  # some shared one
-    for question, final in zip(questions, finals, strict=True):
-        assert final.problem.question == question and final.done
-        assert sorted(final.thoughts) == ["cot", "eot", "pot"]
-    generation_ids = {v.generation_id for f in finals for v in f.thoughts.values()}
+    for question, states in zip(questions, streams, strict=True):
+        final = states[-1]
+        assert final["question"] == question and final["done"]
+        assert sorted(final["thoughts"]) == ["cot", "eot", "pot"]
+        assert all(_writing(states, t) for t in THOUGHTS)  # every request streams, led or not
+    generation_ids = {v["generation_id"] for s in streams for v in s[-1]["thoughts"].values()}
     assert len(generation_ids) == 3 * len(questions)
+
+
+def _held(batcher_of, student) -> tuple[Batcher, threading.Event, threading.Thread]:
+    """A batcher whose model is held by a ranking until the returned event is set, so that the
+    solves asked for meanwhile wait together."""
+    busy, gate = threading.Event(), threading.Event()
+
+    def ranked(student, questions: list[str]) -> list:
+        busy.set()
+        gate.wait()
+        return student.solve_batch(questions)
+
+    batcher = batcher_of(ranked)
+    holder = threading.Thread(target=batcher.solutions, args=(student, ["1 + 1?"]))
+    holder.start()
+    busy.wait()
+    return batcher, gate, holder
+
+
+def _queue(batcher: Batcher, student, question: str, first: list) -> threading.Thread:
+    """Ask for ``question`` in a thread that keeps only its first event, then stops reading."""
+    events = batcher.events(student, question)
+    thread = threading.Thread(target=lambda: first.append(next(events)), daemon=True)
+    thread.start()
+    while batcher.waiting < 1:
+        time.sleep(0.01)
+    return thread
+
+
+def test_a_batch_runs_for_everyone_whatever_one_caller_does(tiny_student) -> None:
+    batcher, gate, holder = _held(
+        lambda ranked: Batcher(lambda s, qs: s.stream_batch(qs, every=0), ranked, max_batch=2),
+        tiny_student,
+    )
+    first: list = []
+    stalled = _queue(batcher, tiny_student, "Tom has 3 apples.", first)
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(lambda: list(batcher.events(tiny_student, "Ann has 5 pens.")))
+        while batcher.waiting < 2:
+            time.sleep(0.01)
+        gate.set()
+        events = other.result(timeout=60)  # while the first caller reads no more
+    holder.join()
+    stalled.join()
+    assert batcher.batch_sizes == [2] and first
+    finished = [e for e in events if isinstance(e, ThoughtResult)]
+    assert sorted(e.thought for e in finished) == ["cot", "eot", "pot"]
+
+
+def test_a_failing_batch_tells_every_request_and_frees_the_model(tiny_student) -> None:
+    def broken(student, questions: list[str]):
+        raise RuntimeError("the engine broke")
+
+    batcher, gate, holder = _held(lambda ranked: Batcher(broken, ranked), tiny_student)
+    with ThreadPoolExecutor(2) as pool:
+        asked = [
+            pool.submit(lambda q=q: list(batcher.events(tiny_student, q))) for q in ("1?", "2?")
+        ]
+        while batcher.waiting < 2:
+            time.sleep(0.01)
+        gate.set()
+        for future in asked:
+            with pytest.raises(RuntimeError, match="the engine broke"):
+                future.result(timeout=60)
+    holder.join()
+    assert batcher.batch_sizes == [2]
+    assert len(batcher.solutions(tiny_student, ["3 + 4?"])) == 1  # the model is free again
