@@ -27,7 +27,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-THOUGHTS = ("cot", "pot", "eot")
 """The thought names: chain of thought, program of thought, equation of thought."""
 
 PENDING, APPROVED, REJECTED, WITHDRAWN = "pending", "approved", "rejected", "withdrawn"

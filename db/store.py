@@ -51,7 +51,6 @@ from db.models import (
     APPROVED,
     PENDING,
     REJECTED,
-    THOUGHTS,
     WITHDRAWN,
     AuditEntry,
     Correction,
@@ -63,6 +62,7 @@ from db.models import (
     Review,
     utcnow,
 )
+from eotd.prompts import THOUGHTS
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from eotd.answers import same_answer
+from eotd.prompts import THOUGHTS
 
-THOUGHTS: tuple[str, ...] = ("cot", "pot", "eot")
 DEFAULT_ORDER: tuple[str, ...] = ("pot", "eot", "cot")
 STRATEGIES: tuple[str, ...] = ("majority", "weighted", "fallback", *THOUGHTS)
 

@@ -20,6 +20,7 @@ from db import StoreError
 from db import audit as audit_log
 from db import users as accounts
 from db.access import PermissionDenied
+from eotd.prompts import THOUGHTS
 from studio import render
 from studio.active import COLUMNS as RANK_COLUMNS
 from studio.active import MAX_POOL_BYTES
@@ -28,7 +29,6 @@ from studio.identity import Mode
 from studio.queries import filter_choices
 from studio.solving import InputError, SolveState
 
-THOUGHT_ORDER = ("cot", "pot", "eot")
 EDIT_ORDER = ("eot", "pot", "cot")
 STATUSES = ["pending", "approved", "rejected", "withdrawn", "all"]
 STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef4444",
@@ -105,7 +105,7 @@ def _correct_tab_values(state: SolveState | None) -> list:
 def _solve_values(state: SolveState) -> list:
     problem = state.problem
     values: list[Any] = [render.gold_note(problem.gold, problem.source, problem.source_id)]
-    for thought in THOUGHT_ORDER:
+    for thought in THOUGHTS:
         view = state.thoughts.get(thought)
         values += [view.text if view else "", render.thought_panel(view)]
     values += [render.vote_panel(state.verdict, problem.gold), state]
@@ -201,7 +201,7 @@ def _solve_tab(studio: Studio) -> tuple[gr.Textbox, gr.Button, list]:
     )
     outputs: list[Any] = [gr.HTML(elem_id="gold")]
     with gr.Row(equal_height=False):
-        for thought in THOUGHT_ORDER:
+        for thought in THOUGHTS:
             with gr.Column():
                 gr.Markdown(f"### {render.NAMES[thought]}")
                 if thought == "pot":

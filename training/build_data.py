@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import datasets
 
+from eotd.prompts import THOUGHTS
 from training.config import load_config, save_config
 from training.datasets import evaluation_questions, leak_check, normalize_question, train_validation
 from training.teachers.llm import (
@@ -31,7 +32,7 @@ from training.teachers.llm import (
     build_requests,
     extract_target,
 )
-from training.teachers.rule import THOUGHTS, ConversionError, convert
+from training.teachers.rule import ConversionError, convert
 from training.teachers.verify import check_many
 
 COLUMNS = ("id", "question", "thought", "target", "answer", "source", "origin_id")

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-THOUGHTS = ("cot", "pot", "eot")
-
 _ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?|\.\d+"
 _LEXER = re.compile(

@@ -12,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from eotd import extract_answer, run_program, same_answer, solve_equations
-
-THOUGHTS = ("cot", "pot", "eot")
+from eotd.prompts import THOUGHTS
 
 
 @dataclass
