@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from eotd.answers import same_answer
+
 _ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?|\.\d+"
 _LEXER = re.compile(
@@ -218,8 +220,8 @@ def compute(parts: list[tuple[str, str | int]], leaf: Callable[[str, str | int],
 
 
 def close(a: Fraction | float, b: Fraction | float) -> bool:
-    """Equal within the engine's answer tolerance."""
-    return abs(float(a) - float(b)) <= max(1e-4, 1e-6 * abs(float(b)))
+    """Equal within the engine's answer tolerance (``eotd.answers.same_answer``)."""
+    return same_answer(float(a), float(b))
 
 
 # ---------------------------------------------------------------- reading steps
