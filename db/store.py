@@ -84,6 +84,10 @@ class StoreError(Exception):
     """Base class of the store's errors; the message is meant for the user."""
 
 
+class InvalidInput(StoreError, ValueError):
+    """Input the store refuses (an empty field, an unknown thought, a taken name)."""
+
+
 class NotFound(StoreError, LookupError):
     """A problem, generation, correction or model version id that does not exist."""
 
@@ -285,7 +289,7 @@ class Store:
         under SQLite's single writer (on PostgreSQL two simultaneous adds may both insert)."""
         question = question.strip()
         if not question:
-            raise ValueError("the question is empty")
+            raise InvalidInput("the question is empty")
         key = question_hash(question)
 
         def work(s: Session) -> Problem:
@@ -311,7 +315,7 @@ class Store:
                 if gold_written:
                     problem.gold_answer = gold_answer
                 elif not _same(problem.gold_answer, gold_answer):
-                    raise ValueError(
+                    raise InvalidInput(
                         f"problem #{problem.id} already has gold answer {problem.gold_answer:g}, "
                         f"not {gold_answer:g}"
                     )
@@ -345,7 +349,7 @@ class Store:
 
         def work(s: Session) -> ModelVersion:
             if s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
-                raise ValueError(f"a model version named {name!r} already exists")
+                raise InvalidInput(f"a model version named {name!r} already exists")
             version = ModelVersion(
                 name=name,
                 base_model=base_model,
@@ -450,23 +454,23 @@ class Store:
         """
         _check_thought(thought)
         if isinstance(annotator, str) and not annotator.strip():
-            raise ValueError("say who made the correction (annotator is empty)")
+            raise InvalidInput("say who made the correction (annotator is empty)")
         actor = as_actor(annotator)
         if not corrected_text.strip():
-            raise ValueError("the corrected text is empty")
+            raise InvalidInput("the corrected text is empty")
         if problem_id is None and generation_id is None:
-            raise ValueError("a correction needs the problem or the generation it corrects")
+            raise InvalidInput("a correction needs the problem or the generation it corrects")
 
         before: Verdict | None = None
         if generation_id is not None:
             generation = self._run(lambda s: _get(s, Generation, generation_id), write=False)
             if problem_id is not None and problem_id != generation.problem_id:
-                raise ValueError(
+                raise InvalidInput(
                     f"generation #{generation_id} belongs to problem #{generation.problem_id}, "
                     f"not #{problem_id}"
                 )
             if generation.thought != thought:
-                raise ValueError(
+                raise InvalidInput(
                     f"generation #{generation_id} is a {generation.thought} thought, not {thought}"
                 )
             problem_id = generation.problem_id
@@ -763,7 +767,7 @@ class Store:
         JSONL and Parquet with a dataset card, and record the export. ``out_dir`` must not exist
         or be empty: an export never overwrites another."""
         if isinstance(by, str) and not by.strip():
-            raise ValueError("say who is exporting (by is empty)")
+            raise InvalidInput("say who is exporting (by is empty)")
         actor = as_actor(by)
         rows = self.approved(correction_ids)
         path = export_io.write_export(rows, Path(out_dir), by=actor.name)
@@ -839,7 +843,7 @@ def _matches(answer: float | None, gold: float | None) -> bool | None:
 
 def _check_thought(thought: str) -> None:
     if thought not in THOUGHTS:
-        raise ValueError(f"unknown thought {thought!r}: use one of {', '.join(THOUGHTS)}")
+        raise InvalidInput(f"unknown thought {thought!r}: use one of {', '.join(THOUGHTS)}")
 
 
 def _get(s: Session, model: type[T], key: int) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from studio.solving import ProblemRef
+from studio.solving import InputError, ProblemRef
 from training.datasets import EVALUATION_SETS, evaluation_sets, normalize_question
 
 
@@ -37,7 +37,7 @@ class EvalSets:
     def sample(self, name: str, n: int, seed: int | None = None) -> list[ProblemRef]:
         """``n`` problems of one set, drawn at random (repeatably with a ``seed``)."""
         if name not in self.by_set:
-            raise ValueError(f"no evaluation set {name!r}; choose one of {', '.join(self.names)}")
+            raise InputError(f"no evaluation set {name!r}; choose one of {', '.join(self.names)}")
         rows = self.by_set[name]
         return random.Random(seed).sample(rows, min(n, len(rows)))
 

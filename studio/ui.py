@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,7 +35,10 @@ STATUSES = ["pending", "approved", "rejected", "withdrawn", "all"]
 STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef4444",
                  "withdrawn": "#6b7280"}  # fmt: skip
 QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
-USER_ERRORS = (InputError, StoreError, ValueError, LookupError, PermissionDenied)
+# Errors raised on purpose for a user; their message says what to do. Anything else is a bug.
+USER_ERRORS = (InputError, StoreError, PermissionDenied)
+SOMETHING_WRONG = "Something went wrong (logged)."
+log = logging.getLogger(__name__)
 MODEL = "student"  # concurrency group of ranking and model switches (one at a time)
 SOLVES = 32  # solves let in at once; the batcher serializes and batches their model work
 ENGINE_CONCURRENCY = 4  # live re-solves at once (each is a short sandboxed engine call)
@@ -62,16 +66,27 @@ document.addEventListener('keydown', (event) => {
 """
 
 
+def said(exc: Exception) -> str:
+    """What a user is told of ``exc``: a user error's own message; for anything else, that
+    something went wrong (its traceback goes to the log, never to the user)."""
+    if isinstance(exc, USER_ERRORS):
+        return str(exc)
+    log.error("unexpected error in a handler", exc_info=exc)
+    return SOMETHING_WRONG
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn bad-input and store errors into ``gr.Error`` (the message reaches the user/client)."""
+    """Turn every error into ``gr.Error`` with what the user may be told (see ``said``)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Iterator:
             try:
                 yield from fn(*args, **kwargs)
-            except USER_ERRORS as exc:
-                raise gr.Error(str(exc)) from exc
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise gr.Error(said(exc)) from exc
 
         return stream
 
@@ -79,8 +94,10 @@ def user_errors(fn: Callable) -> Callable:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(said(exc)) from exc
 
     return call
 
@@ -405,8 +422,8 @@ def _review_tab(
             cid = ids[max(0, min(index, len(ids) - 1))]
             try:
                 review = studio.review(studio.actor(request), cid, decision, text)
-            except USER_ERRORS as exc:
-                return [render.message(str(exc), "error"), text, *refresh(*current, index)]
+            except Exception as exc:
+                return [render.message(said(exc), "error"), text, *refresh(*current, index)]
             done = render.message(
                 f"Correction #{cid} {review.decision} by {review.reviewer}.", "ok"
             )
@@ -425,8 +442,8 @@ def _review_tab(
     def on_export(request: gr.Request) -> tuple[str | None, str]:
         try:
             path, count = studio.export(studio.actor(request))
-        except USER_ERRORS as exc:
-            return None, render.message(str(exc), "error")
+        except Exception as exc:
+            return None, render.message(said(exc), "error")
         return str(path), render.message(f"Exported {count} approved corrections.", "ok")
 
     export_btn.click(on_export, None, [export_file, export_msg], api_visibility="private").then(
@@ -568,8 +585,8 @@ def _wire_correct(
             return render.message("Nothing to check yet.", "info")
         try:
             return render.thought_panel(studio.check(studio.actor(request), thought, text))
-        except USER_ERRORS as exc:
-            return render.message(str(exc), "error")
+        except Exception as exc:
+            return render.message(said(exc), "error")
 
     editor.change(
         check,
@@ -586,8 +603,8 @@ def _wire_correct(
             actor = studio.actor(request)
             try:
                 correction = studio.correct(actor, state, thought, text, unsolved, accept=accept)
-            except USER_ERRORS as exc:
-                return render.message(str(exc), "error")
+            except Exception as exc:
+                return render.message(said(exc), "error")
             return render.message(_saved(correction), "ok")
 
         return save
