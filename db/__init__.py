@@ -25,7 +25,6 @@ from db.store import (
     Store,
     StoreBusy,
     StoreError,
-    Verdict,
 )
 
 __all__ = [
@@ -49,7 +48,6 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
-    "Verdict",
     "default_url",
     "upgrade",
 ]

@@ -62,6 +62,7 @@ from db.models import (
     Review,
     utcnow,
 )
+from eotd.execution import ThoughtResult, execute
 from eotd.prompts import THOUGHTS
 
 T = TypeVar("T")
@@ -95,7 +96,7 @@ class NotFound(StoreError, LookupError):
 class CorrectionRejected(StoreError, ValueError):
     """The engine could not solve a correction; nothing was stored."""
 
-    def __init__(self, thought: str, verdict: Verdict) -> None:
+    def __init__(self, thought: str, verdict: ThoughtResult) -> None:
         self.thought = thought
         self.verdict = verdict
         where = f" (line {verdict.line})" if verdict.line else ""
@@ -111,36 +112,6 @@ class ReviewError(StoreError):
 
 class StoreBusy(StoreError):
     """The database stayed locked longer than the store is willing to wait."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The engine's result on one thought: status, answer, error sentence and offending line."""
-
-    status: str
-    answer: float | None
-    error: str | None = None
-    line: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.answer is not None and self.status in ("solved", "ok")
-
-
-def judge(thought: str, text: str, timeout: float = 5.0) -> Verdict:
-    """Solve ``text`` as a ``thought`` with the engine: equations, program or CoT answer."""
-    import eotd
-
-    if thought == "eot":
-        r = eotd.solve_equations(text, timeout=timeout)
-        return Verdict(r.status, r.answer, r.error, r.line)
-    if thought == "pot":
-        p = eotd.run_program(text, timeout=timeout)
-        return Verdict(p.status, p.answer, p.error)
-    answer = eotd.extract_answer(text)
-    if answer is None:
-        return Verdict("no_answer", None, 'no final answer found; end with "The answer is N."')
-    return Verdict("ok", answer)
 
 
 def question_hash(question: str) -> str:
@@ -461,7 +432,7 @@ class Store:
         if problem_id is None and generation_id is None:
             raise InvalidInput("a correction needs the problem or the generation it corrects")
 
-        before: Verdict | None = None
+        before: ThoughtResult | None = None
         if generation_id is not None:
             generation = self._run(lambda s: _get(s, Generation, generation_id), write=False)
             if problem_id is not None and problem_id != generation.problem_id:
@@ -475,10 +446,13 @@ class Store:
                 )
             problem_id = generation.problem_id
             original_text = generation.raw_text if original_text is None else original_text
-            before = Verdict(generation.status, generation.answer, generation.error)
+            before = ThoughtResult(
+                thought, original_text or "", generation.answer, generation.status,
+                generation.error,
+            )  # fmt: skip
         elif original_text is not None:
-            before = judge(thought, original_text, self.solve_timeout_s)
-        after = judge(thought, corrected_text, self.solve_timeout_s)
+            before = execute(thought, original_text, self.solve_timeout_s)
+        after = execute(thought, corrected_text, self.solve_timeout_s)
         if not after.ok and not allow_unsolved:
             raise CorrectionRejected(thought, after)
         assert problem_id is not None
@@ -804,7 +778,7 @@ class Store:
         answer. Corrections already here (same problem, thought, text, annotator) are skipped."""
         report = ImportReport(path=str(path))
         for row in export_io.read_export(Path(path)):
-            verdict = judge(row["thought"], row["target"], self.solve_timeout_s)
+            verdict = execute(row["thought"], row["target"], self.solve_timeout_s)
             if not verdict.ok:
                 raise CorrectionRejected(row["thought"], verdict)
             if not _same(verdict.answer, row["answer"]):
@@ -947,7 +921,7 @@ def _check_transition(
 
 
 def _import_row(
-    s: Session, row: export_io.ExportRow, problem: Problem, verdict: Verdict, actor: Actor
+    s: Session, row: export_io.ExportRow, problem: Problem, verdict: ThoughtResult, actor: Actor
 ) -> int | None:
     """Insert one exported row as an approved correction; None if it is already here."""
     duplicate = s.scalar(

@@ -16,37 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eotd import extract_answer, run_program, solve_equations
 from eotd.engines import load, resolve
+from eotd.execution import ThoughtResult, execute
 from eotd.generation import Engine, GenerationSettings, RowEnds
 from eotd.prompts import THOUGHTS, build_prompt
 from eotd.verifier import DEFAULT_STRATEGY, choose
 from eotd.vote import Vote
 
-__all__ = ["GenerationSettings", "Progress", "Solution", "Student", "ThoughtResult"]
-
-
-@dataclass
-class ThoughtResult:
-    """One written thought, executed: CoT read, PoT run, EoT solved."""
-
-    thought: str
-    text: str
-    answer: float | None
-    status: str  # CoT: "answered"/"no_answer"; PoT: run_program's; EoT: solve_equations'
-    error: str | None = None
-    line: int | None = None  # EoT: 1-based line the solver complained about
-    sample: int = 0
-    new_tokens: int = 0
-    finished: bool = True  # False when the thought ran into max_new_tokens
-    values: dict[str, float] = field(default_factory=dict)  # EoT: solved; PoT: final variables
-    stdout: str = ""  # PoT: what the program printed
-    # The model's mean log-probability per written token (its end token included): how sure it
-    # was of the text. None where unknown (a corrected text, or predictions saved before it).
-    mean_logprob: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = [
+    "GenerationSettings", "Progress", "Solution", "Student", "ThoughtResult", "combine", "execute",
+]  # fmt: skip
 
 
 @dataclass
@@ -83,28 +62,6 @@ class Solution:
             "votes": {name: v.to_dict() for name, v in self.votes.items()},
             "seconds": self.seconds,
         }
-
-
-def execute(thought: str, text: str, timeout: float = 5.0) -> ThoughtResult:
-    """Turn a written thought into an answer with the engine."""
-    if thought == "cot":
-        answer = extract_answer(text)
-        if answer is None:
-            return ThoughtResult(
-                thought, text, None, "no_answer", 'no final answer; end with "The answer is N."'
-            )
-        return ThoughtResult(thought, text, answer, "answered")
-    if thought == "pot":
-        p = run_program(text, timeout=timeout)
-        return ThoughtResult(
-            thought, text, p.answer, p.status, p.error, values=p.values, stdout=p.stdout
-        )
-    if thought == "eot":
-        r = solve_equations(text, timeout=timeout)
-        return ThoughtResult(
-            thought, text, r.answer, r.status, r.error, r.line, values=dict(r.values)
-        )
-    raise ValueError(f"unknown thought {thought!r}")
 
 
 def combine(

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from db import Store
 from db.access import Actor
 from eotd import same_answer
+from eotd.execution import ANSWERED, ThoughtResult, execute
 from eotd.prompts import THOUGHTS
-from eotd.student import Progress, ThoughtResult, execute
+from eotd.student import Progress
 from eotd.verifier import DEFAULT_STRATEGY, choose
 
 MAX_QUESTION_CHARS = 2000
@@ -19,7 +20,6 @@ _NUMBER = re.compile(
     r"fifty|hundred|thousand|million|half|twice|double|triple|dozen|third|quarter)\b",
     re.IGNORECASE,
 )
-OK_STATUSES = frozenset({"solved", "ok", "answered"})
 WRITING = "writing"  # a thought's status while the student is still writing it
 
 
@@ -64,7 +64,7 @@ class ThoughtView:
 
     @property
     def ok(self) -> bool:
-        return self.status in OK_STATUSES and self.answer is not None
+        return self.status in ANSWERED and self.answer is not None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}

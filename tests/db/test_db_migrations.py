@@ -89,7 +89,7 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     assert "correction_uses" not in inspect(engine).get_table_names()
 
     store = Store(url)  # upgrades to head, as the app does at start
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
     stats = store.stats()
     assert (stats.problems, stats.generations, stats.corrections, stats.exports) == (n, n, n, 1)
     assert stats.by_status["approved"] == stats.by_status["pending"] == n // 2
@@ -99,6 +99,10 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     assert queue[0].created_at.isoformat() == "2026-01-02T03:04:05+00:00"
     assert store.get_correction(1).problem.question == "Question 1?"
     assert [r.reviewer for r in store.reviews(1)] == ["rev"]
+    # one word for an answered chain of thought, as the engine says it now (0004)
+    corrections = [store.get_correction(i) for i in range(1, n + 1)]
+    assert {(c.before_status, c.after_status) for c in corrections} == {("no_answer", "answered")}
+    assert [c.after_answer for c in corrections] == list(range(1, n + 1))
     # the new table works on the old rows
     assert store.mark_used(range(1, n + 1, 2), 1) == n // 2
     assert store.unused_approved() == []
@@ -112,7 +116,7 @@ def test_head_schema_matches_the_models(tmp_path: Path):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     upgrade(url)  # a second upgrade is a no-op
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
 
 
 def test_processes_starting_together_upgrade_once(tmp_path: Path):
@@ -126,4 +130,4 @@ def test_processes_starting_together_upgrade_once(tmp_path: Path):
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     store = Store(url)
-    assert (current_revision(store.engine), store.stats().problems) == ("0003", 1)
+    assert (current_revision(store.engine), store.stats().problems) == ("0004", 1)

@@ -78,6 +78,8 @@ def test_pot_and_cot_corrections_go_through_the_engine(store: Store, problem_id:
         original_text="She sells 9 eggs. The answer is 9.",
     )
     assert (cot.before_answer, cot.after_answer, cot.matches_gold) == (9.0, 27.0, False)
+    # the student's word for an answered chain of thought, before and after
+    assert (cot.before_status, cot.after_status) == ("answered", "answered")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +117,7 @@ def test_an_unsolved_correction_can_be_kept_flagged(store: Store, problem_id: in
 
 
 def test_bad_correction_input_is_a_clear_error(store: Store, problem_id: int):
-    gen = store.record_generation(problem_id, None, "cot", "The answer is 5.", "ok", 5.0)
+    gen = store.record_generation(problem_id, None, "cot", "The answer is 5.", "answered", 5.0)
     other = store.add_problem("Another question?")
     cases = [
         ({"thought": "xot"}, "unknown thought"),
@@ -201,7 +203,7 @@ def test_conflicts_list_annotators_who_disagree(store: Store, problem_id: int):
 def test_stats_count_everything(store: Store, problem_id: int):
     version = store.register_model_version("v1", "HuggingFaceTB/SmolLM2-135M-Instruct")
     store.promote(version.id)
-    store.record_generation(problem_id, version.id, "cot", "The answer is 5.", "ok", 5.0)
+    store.record_generation(problem_id, version.id, "cot", "The answer is 5.", "answered", 5.0)
     ok = store.add_correction("cot", "The answer is 18.", "alice", problem_id)
     store.add_correction("eot", "x + y = 2\nans = x\n", "bob", problem_id, allow_unsolved=True)
     store.review(ok.id, "bob", "approved")

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from eotd import extract_answer, run_program, same_answer, solve_equations
-from eotd.prompts import THOUGHTS
+from eotd import same_answer
+from eotd.execution import execute
 
 
 @dataclass
@@ -28,28 +28,17 @@ class Check:
 
 
 def check(thought: str, target: str, gold: float, timeout: float = 5.0) -> Check:
-    """Run, solve or read one target and compare its answer with `gold`.
+    """Run, solve or read one target (``eotd.execute``) and compare its answer with `gold`.
 
     Drop reasons are ``"<thought>:<engine status>"`` (``eot:parse_error``, ``pot:runtime_error``,
     ``cot:no_answer``) or ``"<thought>:wrong_answer"``.
     """
-    if thought == "cot":
-        answer, status = extract_answer(target), "ok"
-        if answer is None:
-            status = "no_answer"
-    elif thought == "pot":
-        result = run_program(target, timeout=timeout)
-        answer, status = result.answer, result.status
-    elif thought == "eot":
-        solved = solve_equations(target, timeout=timeout)
-        answer, status = solved.answer, "ok" if solved.ok else solved.status
-    else:
-        raise ValueError(f"unknown thought {thought!r}; expected one of {', '.join(THOUGHTS)}")
-    if status != "ok":
-        return Check(answer, f"{thought}:{status}")
-    if not same_answer(answer, float(gold)):
-        return Check(answer, f"{thought}:wrong_answer")
-    return Check(answer, None)
+    result = execute(thought, target, timeout)
+    if not result.ok:
+        return Check(result.answer, f"{thought}:{result.status}")
+    if not same_answer(result.answer, float(gold)):
+        return Check(result.answer, f"{thought}:wrong_answer")
+    return Check(result.answer, None)
 
 
 def check_many(
