@@ -1,52 +1,13 @@
 #!/usr/bin/env bash
-# The one GPU job of issues 4 and 6, on one H100/H200. In phases, the runs of a phase sharing the
-# GPU (a 135M model leaves it mostly idle, so runs side by side cost little):
-#   1. train the ETD student (LoRA, rule teacher) with and without augmentation, each for the same
-#      time budget with its lr schedule fitted to that time (batch 64 x 2 accumulation: two runs at
-#      batch 128 with the 49k-token vocabulary's logits need 150 GB);
-#   2. evaluate both students on GSM8K test (greedy) and keep the better one (majority vote);
-#   3. alone on the GPU: time one-question answers of the kept student (bench);
-#   4. the kept student on SVAMP/ASDiv/MultiArith, with self-consistency sampling on GSM8K, and one
-#      correction round (issue 6: 50 wrong EoTs corrected from gold, retrain, before/after);
-#      eval_base (the untrained base on all four sets; not in the default steps: its table is in
-#      models/README.md) runs here too when named.
-# First run (2026-11-28, H200): setup 57 s; the noaug student trained 182 s (3.4 epochs) and scored
-# GSM8K greedy CoT 8.0 / PoT 10.9 / EoT 8.6 / vote 10.7 (PoT-first 12.1); the aug run died of
-# CUDA OOM beside it (the other training's process held 82 GiB, 75.5 allocated at its peak; the
-# untrained base's eval 47 GiB: now batch 64 x 2, expandable segments, no eval beside training);
-# the batched bench ran at 15 decode steps/s (launch bound: only CUDA graphs, the compile variant,
-# can reach 0.5 s); the device time ran out in phase 4.
-# Each step's outcome goes to steps.tsv and its output to log.txt.
+# The one GPU job (train the ETD student, evaluate, bench, sample, a correction round) on one
+# H100/H200, in phases whose runs share the GPU. docs/gpu_job.md explains the phases, how the GGUF
+# is staged over two device calls, and what earlier runs measured.
 #
 #   training/gpu_job.sh stage          here, once: stage the GGUF, data and wheels in .stage/
 #   training/gpu_job.sh launch SECS    there: start the job as a daemon, then collect for SECS
 #   training/gpu_job.sh collect SECS   there: wait for the job up to SECS, then pack into $OUT
 #   training/gpu_job.sh run            the job itself, in the foreground
 #   EOTD_TINY=1 training/gpu_job.sh run    the same steps on CPU with a tiny model (a dry run)
-#
-# Staging. The GGUF base (98 MB) + repo exceed one device call's 64 MiB, so it travels xz'd in two
-# halves over two calls on the same warm machine (it stays warm about 30 s after a call):
-#   here, once:  training/gpu_job.sh stage      (about 20 min of xz on 2 busy cores)
-#                  -> .stage/gguf.part.aa, .stage/gguf.part.ab (xz -9 of the GGUF, 90.4 MB, split -b
-#                     45195340), .stage/gguf.sha256, .stage/etd.tar.xz (the built ETD data, 2.8 MB),
-#                     .stage/site.tar.xz (the unzipped wheels of transformers 5.24.0, peft, datasets,
-#                     gguf, dill, multiprocess, sqlalchemy, alembic, mako, xz'd to 8.8 MB: the device
-#                     image has transformers 5.17, whose GGUF tokenizer has another eos, and lacks
-#                     datasets, gguf and the store's sqlalchemy/alembic)
-#   call 1 (64.5 MB with the repo, just under 64 MiB): stage the first half, unpack the wheels, check they import
-#                run(command="mkdir -p /tmp/eotd-stage /tmp/site && cp .stage/gguf.part.aa .stage/etd.tar.xz
-#                    /tmp/eotd-stage/ && tar -xJf .stage/site.tar.xz -C /tmp/site && PYTHONPATH=/tmp/site
-#                    python3 -c 'import pyarrow, datasets, transformers, peft; print(...)'",
-#                    carry=[".stage/gguf.part.aa", ".stage/etd.tar.xz", ".stage/site.tar.xz"], timeout_s=120)
-#   call 2 (at once, same machine; about 53 MB with the repo): the job runs on as a daemon (setsid)
-#   after the call returns, so its length is not bound by one call's 10 minutes
-#                run(command="bash training/gpu_job.sh launch 540", carry=[".stage/gguf.part.ab",
-#                    ".stage/gguf.sha256"], timeout_s=570)
-#   call 3 (at once, same machine): what is left of the 15 minutes, minus a margin to pack
-#                run(command="bash training/gpu_job.sh collect SECS", timeout_s=SECS+30)
-#   Each collect leaves in $OUT: steps.tsv, log.txt, results.tar.gz (metrics, tables, predictions)
-#   and the kept adapter as adapter.tar.part-* (<16 MB each). Unpack here:
-#     cat $files_at/adapter.tar.part-* | tar -x -C models/  and  tar -xzf results.tar.gz
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
