@@ -11,10 +11,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import SVAMP_1, SVAMP_1_EOT, make_studio
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from queue_client import RawClient
 from sqlalchemy import func, select
 
 from db import CorrectionRejected, ReviewError, Store
@@ -25,6 +23,8 @@ from studio.handlers import Studio
 from studio.identity import Access, Mode
 from studio.limits import Rate, RateLimited, RateLimiter
 from studio.ui import build_app, launch_local
+from tests.app.queue_client import RawClient
+from tests.app.support import SVAMP_1, SVAMP_1_EOT, make_studio
 
 PASSWORDS = {"ann": "ann-password-1", "rev": "rev-password-1", "root": "root-password-1"}
 ROLES = {"ann": Role.ANNOTATOR, "rev": Role.REVIEWER, "root": Role.ADMIN}

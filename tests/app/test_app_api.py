@@ -7,11 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SVAMP_1, SVAMP_1_EOT, Served
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from db import APPROVED, PENDING
+from tests.app.support import SVAMP_1, SVAMP_1_EOT, Served
 
 ENDPOINTS = {"/solve", "/check_equations", "/save_correction", "/review_correction",
              "/export_corrections"}  # fmt: skip

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SVAMP_1_EOT, Served, make_studio
 from playwright.sync_api import expect
 
 from db import users as accounts
 from studio.identity import Access, Mode
 from studio.ui import build_app, launch_local
+from tests.app.support import SVAMP_1_EOT, Served, make_studio
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

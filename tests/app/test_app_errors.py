@@ -6,10 +6,10 @@ import logging
 
 import gradio as gr
 import pytest
-from conftest import VISITOR
 
 from studio.handlers import Studio
 from studio.ui import SOMETHING_WRONG, user_errors
+from tests.app.support import VISITOR
 
 
 def test_a_bug_reaches_the_user_as_something_went_wrong_and_the_log_in_full(

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, ANN, BOB, REV, SVAMP_1, SVAMP_1_EOT, VISITOR, make_studio
 
 from db import StoreError
 from db.access import Actor, PermissionDenied, Role
@@ -31,6 +30,7 @@ from studio.solving import (
     examine,
     record,
 )
+from tests.app.support import ADMIN, ANN, BOB, REV, SVAMP_1, SVAMP_1_EOT, VISITOR, make_studio
 
 EVAL_REPORT = {
     "datasets": {

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SVAMP_1, VISITOR, make_studio
+
+from tests.app.support import SVAMP_1, VISITOR, make_studio
 
 
 @pytest.mark.slow

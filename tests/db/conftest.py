@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from db_support import sqlite_url
 
 from db.store import Store
+from tests.db.support import sqlite_url
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import huggingface_hub
 import pytest
-from db_support import integrity, sqlite_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -40,6 +39,7 @@ from db.backup import (
 )
 from db.export import read_export
 from db.store import Store
+from tests.db.support import integrity, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

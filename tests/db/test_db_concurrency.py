@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from db_support import integrity, sqlite_url
-from db_writer import write_corrections
 from sqlalchemy import func, select
 
 from db.models import Correction, Problem
 from db.store import Store, StoreBusy
+from tests.db.db_writer import write_corrections
+from tests.db.support import integrity, sqlite_url
 
 WRITER = Path(__file__).with_name("db_writer.py")
 THREADS, PROCESSES, EACH = 8, 2, 500

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from db_support import EOT_18, sqlite_url
 
 from db.export import CARD, DATASET_DIR, JSONL, PARQUET, read_export
 from db.store import Store, StoreError
+from tests.db.support import EOT_18, sqlite_url
 
 TRAINING_COLUMNS = ["id", "question", "thought", "target", "answer", "source", "origin_id"]
 

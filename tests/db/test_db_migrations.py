@@ -9,13 +9,13 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from db_support import integrity, sqlite_url
 from sqlalchemy import inspect, text
 
 from db.connection import make_engine
 from db.migrate import current_revision, upgrade
 from db.models import Base
 from db.store import Store
+from tests.db.support import integrity, sqlite_url
 
 NOW = "2026-01-02 03:04:05.000000"
 

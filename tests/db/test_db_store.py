@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from db_support import EOT_18, sqlite_url
 from sqlalchemy.exc import IntegrityError
 
 from db.connection import DB_FILE
 from db.store import CorrectionRejected, NotFound, Store, StoreError
+from tests.db.support import EOT_18, sqlite_url
 
 PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
 

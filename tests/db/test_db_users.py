@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from db_support import sqlite_url
 
 from db import users as accounts
 from db.access import Role
 from db.store import Store, StoreError
+from tests.db.support import sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import ctranslate2
 import pytest
-from student_support import APPLES, EGGS, ROWS
 from transformers import T5Config
 
 from eotd import ct2_engine
@@ -20,13 +19,7 @@ from eotd.engines import CT2_PRECISION, resolve
 from eotd.model_loading import cpu_features, load_model
 from eotd.student import GenerationSettings, Progress, Student, ThoughtResult
 from eotd.torch_engine import TorchEngine
-from training.tiny_model import make_tiny_student
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model fully fine-tuned until it writes ``ROWS``' targets."""
-    return make_tiny_student(tmp_path_factory.mktemp("student"), ROWS)
+from tests.eotd.support import APPLES, EGGS
 
 
 @pytest.fixture(autouse=True)

@@ -10,18 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
-from student_support import APPLES, EGGS, ROWS
 
 from eotd.model_loading import load_model
 from eotd.student import GenerationSettings, Progress, Student, ThoughtResult, combine, execute
 from eotd.torch_engine import TorchEngine
-from training.tiny_model import make_tiny_student
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model fully fine-tuned until it writes ``ROWS``' targets."""
-    return make_tiny_student(tmp_path_factory.mktemp("student"), ROWS)
+from tests.eotd.support import APPLES, EGGS
 
 
 @pytest.fixture(scope="module")

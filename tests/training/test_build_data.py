@@ -6,8 +6,8 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
-from llm_server import FakeOpenAI
 
+from tests.training.llm_server import FakeOpenAI
 from training.build_data import COLUMNS, BuildConfig, build, main
 from training.config import load_config
 from training.datasets import load_problems, train_validation

@@ -3,8 +3,8 @@
 import time
 
 import pytest
-from llm_server import FakeOpenAI
 
+from tests.training.llm_server import FakeOpenAI
 from training.teachers.llm import (
     ChatClient,
     LLMSettings,

@@ -1,4 +1,4 @@
-"""What the tiny student of the eotd tests is trained to write (each test module trains its own)."""
+"""What the tiny student of the eotd tests is trained to write (once per session: conftest.py)."""
 
 from __future__ import annotations
 
