@@ -36,7 +36,7 @@ class AppConfig:
     max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
     # "torch", "ct2" (CTranslate2: fast on a CPU), "auto" ($EOTD_ENGINE, else ct2 on a CPU)
     engine: str = "auto"
-    precision: str = "auto"  # see eotd.engines.resolve (ct2 on a CPU: int8)
+    precision: str = "auto"  # see eotd.engines.resolve (ct2 on a CPU: float32)
     preload: bool = True  # load the model before serving, not on the first request
 
 

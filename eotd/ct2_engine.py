@@ -1,11 +1,12 @@
-"""A fast CPU engine for the student: the merged model converted to CTranslate2 (int8 weights).
+"""A fast CPU engine for the student: the merged model converted to CTranslate2.
 
-On a 2-core CPU, PyTorch's eager ``generate`` spends most of a decoding step reading fp32 weights
-and dispatching small ops; CTranslate2 decodes the same model from int8 weights in C++, several
-times faster (``benchmarks/bench_student.py``). The conversion (base + merged adapter) takes about
-a minute and is cached next to the plain GGUF copy, keyed by the model files, so a new adapter
-gets a new copy (a host whose disk is wiped, such as a Space, converts at each cold start).
-Outputs are not bit-identical to PyTorch's (int8 weights); the model card compares the two.
+On a 2-core CPU, PyTorch's eager ``generate`` spends most of a decoding step dispatching small
+ops; CTranslate2 decodes the same model in C++. With float32 weights (the app's default on a CPU,
+``eotd.engines.CT2_PRECISION``) it writes exactly PyTorch float32's text, about twice as fast;
+int8 weights are faster still but change most answers, differently on different CPUs (the model
+card's "Choosing the CPU engine"). The conversion (base + merged adapter) takes about a minute and
+is cached next to the plain GGUF copy, keyed by the model files and the weight type, so a new
+adapter gets a new copy (a host whose disk is wiped, such as a Space, converts at each cold start).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _check(quantization: str) -> None:
         raise ValueError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
 
 
-def convert(loaded: LoadedModel, target: Path, quantization: str = "int8") -> Path:
+def convert(loaded: LoadedModel, target: Path, quantization: str = "float32") -> Path:
     """Save ``loaded`` (adapter merged) and convert it to a CTranslate2 model in ``target``."""
     from ctranslate2.converters import TransformersConverter
 
@@ -161,7 +162,7 @@ def load_ct2(
     base: str | None = None,
     adapter: str | Path | None = "default",
     *,
-    quantization: str = "int8",
+    quantization: str = "float32",
     threads: int | None = None,
 ) -> CT2Engine:
     """Load ``base`` + ``adapter`` (as :func:`eotd.model_loading.load_model` reads them) into

@@ -27,8 +27,9 @@ from eotd.model_loading import (
 
 ENGINES = ("torch", "ct2")
 # The CTranslate2 weight type of "auto" precision: the fastest that keeps the answers of PyTorch
-# float32 (models/README.md, "Choosing the CPU engine", measures every candidate).
-CT2_PRECISION = "int8"
+# float32 (models/README.md, "Choosing the CPU engine", measures every candidate: float32 writes
+# its text exactly; int8 is faster but changes most answers, differently on different CPUs).
+CT2_PRECISION = "float32"
 
 
 def _ct2_installed() -> bool:

@@ -141,8 +141,9 @@ def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     assert len(calls) == 3 and edited.folder != other.folder
     assert not other.folder.exists() and first.folder.exists()  # the stale copy is pruned
     other = edited
-    floats = load_ct2(str(trained), None, quantization="float32")
-    assert len(calls) == 4 and floats.folder != first.folder and floats.spec.precision == "float32"
+    ints = load_ct2(str(trained), None, quantization="int8")  # first: float32, the default
+    assert len(calls) == 4 and ints.folder != first.folder
+    assert (first.spec.precision, ints.spec.precision) == ("float32", "int8_float32")
     (changed / "README.md").write_text("a card")  # not a model file: the same conversion
     (changed / "eval").mkdir()
     (changed / "eval" / "metrics.json").write_text("{}")
