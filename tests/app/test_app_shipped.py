@@ -20,7 +20,8 @@ def test_a_fresh_store_serves_the_shipped_student_with_its_evaluation(tmp_path: 
     assert set(rows) == {"gsm8k", "svamp", "multiarith"}
     assert rows["gsm8k"]["majority"] == 12.05  # the model card's figure (159 of 1,319)
     assert rows["gsm8k"]["verified"] > rows["gsm8k"]["majority"]
-    assert version.metrics["sources"]["multiarith"].startswith("models/eval/ct2_cpu")
+    assert version.metrics["sources"]["multiarith"].startswith("models/eval/engines/ct2_float32")
+    assert rows["multiarith"]["majority"] == 45.33  # the model card's figure (272 of 600)
     assert version.training_summary["method"] == "lora"
     assert register_shipped(store) is None  # once only
     assert len(store.model_versions()) == 1
