@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     studio = Studio(
         store,
         base=cfg.model or None,
-        adapter=None if cfg.adapter == "none" else cfg.adapter,
+        adapter=cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,
         max_batch=cfg.max_batch,
         engine=os.environ.get("EOTD_ENGINE", "auto") if cfg.engine == "auto" else cfg.engine,

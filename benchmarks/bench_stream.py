@@ -58,7 +58,7 @@ def bench(cfg: StreamBenchConfig) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{Path(folder) / 'bench.sqlite3'}")
         studio = Studio(
-            store, base=cfg.model, adapter=None if cfg.adapter == "none" else cfg.adapter,
+            store, base=cfg.model, adapter=cfg.adapter,
             engine=cfg.engine, precision=cfg.precision, max_new_tokens=cfg.max_new_tokens,
         )  # fmt: skip
         started = time.perf_counter()

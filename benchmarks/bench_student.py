@@ -59,14 +59,13 @@ class BenchConfig:
 
 
 def _student(cfg: BenchConfig, variant: str) -> Student:
-    adapter = None if cfg.adapter == "none" else cfg.adapter
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     if variant.startswith("ct2"):
         precision = variant.partition("_")[2] or "int8"
         spec = resolve("ct2", precision, "cpu", cfg.model, cfg.adapter, cfg.threads)
         return Student(load(spec), settings)
     loaded = load_model(
-        cfg.model, adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
+        cfg.model, cfg.adapter, device=cfg.device, dtype="bf16" if variant == "bf16" else "auto",
         merge=variant != "unmerged", threads=cfg.threads,
         quantize="int8" if variant == "int8" else None,
     )  # fmt: skip

@@ -100,7 +100,7 @@ class Studio:
         student: Any | None = None,
         *,
         base: str | None = None,
-        adapter: str | None = "default",
+        adapter: str | None = "default",  # as eotd.model_loading.load_model reads it
         max_new_tokens: int = 256,
         eval_sets: EvalSets | None = None,
         export_dir: str | Path | None = None,
