@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.bench_student import p90
 from db import Store
 from db.access import SYSTEM
 from studio.handlers import Studio
@@ -36,10 +37,6 @@ class StreamBenchConfig:
     n: int = 15
     max_new_tokens: int = 256
     json_out: str = ""
-
-
-def _p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[8] if len(values) > 1 else values[0]
 
 
 def _timed_solve(studio: Studio, question: str) -> tuple[float, float]:
@@ -71,9 +68,9 @@ def bench(cfg: StreamBenchConfig) -> dict:
         "engine": engine,
         "n": len(votes),
         "first_text_p50_s": round(statistics.median(firsts), 3),
-        "first_text_p90_s": round(_p90(list(firsts)), 3),
+        "first_text_p90_s": round(p90(list(firsts)), 3),
         "vote_p50_s": round(statistics.median(votes), 3),
-        "vote_p90_s": round(_p90(list(votes)), 3),
+        "vote_p90_s": round(p90(list(votes)), 3),
         "warmup_s": round(warmup, 2),
     }
     print(json.dumps(result), flush=True)

@@ -58,6 +58,11 @@ class BenchConfig:
     json_out: str = ""  # also write the results here (rewritten after each variant)
 
 
+def p90(values: list[float]) -> float:
+    """The 90th percentile (the value itself when there is one)."""
+    return statistics.quantiles(values, n=10)[8] if len(values) > 1 else values[0]
+
+
 def _student(cfg: BenchConfig, variant: str) -> Student:
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     if variant.startswith("ct2"):
@@ -115,7 +120,6 @@ def bench(cfg: BenchConfig) -> list[dict]:
             seconds.append(time.perf_counter() - started)
             tokens.append(written)
             steps.append(longest)
-        cuts = statistics.quantiles(seconds, n=10) if len(seconds) > 1 else seconds * 9
         spec = student.engine.spec
         result = {
             "variant": variant,
@@ -124,7 +128,7 @@ def bench(cfg: BenchConfig) -> list[dict]:
             "adapter": spec.adapter,
             "n": len(seconds),
             "p50_s": round(statistics.median(seconds), 3),
-            "p90_s": round(cuts[8], 3),
+            "p90_s": round(p90(seconds), 3),
             "new_tokens_per_question": round(statistics.mean(tokens), 1),
             "decode_steps_per_s": round(sum(steps) / sum(seconds), 1),
             "warmup_s": round(warmup, 2),

@@ -137,16 +137,26 @@ def _fingerprint(source: str | None) -> str:
     return "\n".join(f"{f.name} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)
 
 
-def _check(quantization: str) -> None:
+def check_quantization(quantization: str) -> None:
+    """Refuse a weight type CTranslate2 does not know, or this CPU cannot compute in (before a
+    minute of conversion)."""
+    import ctranslate2
+
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; use one of {QUANTIZATIONS}")
+    here = ctranslate2.get_supported_compute_types("cpu")
+    if quantization not in here:
+        raise ValueError(
+            f"this CPU ({cpu_features()}) cannot compute {quantization} in CTranslate2 (bfloat16 "
+            f"needs AVX512-BF16 or AMX); it computes {', '.join(sorted(here))}"
+        )
 
 
 def convert(loaded: LoadedModel, target: Path, quantization: str = "float32") -> Path:
     """Save ``loaded`` (adapter merged) and convert it to a CTranslate2 model in ``target``."""
     from ctranslate2.converters import TransformersConverter
 
-    _check(quantization)
+    check_quantization(quantization)
     if loaded.is_encoder_decoder:
         raise ValueError("the CTranslate2 engine serves causal models; use engine='torch'")
     with tempfile.TemporaryDirectory() as merged, building(target) as tmp:
@@ -170,7 +180,7 @@ def load_ct2(
     else the cores this process may use."""
     import ctranslate2
 
-    _check(quantization)
+    check_quantization(quantization)
     source, adapter = resolve_sources(base, adapter)
     key = "\n".join(
         [_fingerprint(source), _fingerprint(adapter), quantization, ctranslate2.__version__]

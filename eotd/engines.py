@@ -66,7 +66,9 @@ def resolve(
         if not on_cpu:
             raise ValueError("the ct2 engine runs on the CPU; use engine='torch' on a GPU")
         precision = CT2_PRECISION if precision == "auto" else precision
-        _check_ct2(precision)
+        from eotd.ct2_engine import check_quantization
+
+        check_quantization(precision)
         default_threads = available_cores()
     else:
         dtype = resolve_dtype(precision, where)
@@ -79,22 +81,6 @@ def resolve(
         (requested_threads(threads) or default_threads) if on_cpu else 0,
         cpu_features() if on_cpu else "",
     )  # fmt: skip
-
-
-def _check_ct2(precision: str) -> None:
-    """Refuse a weight type CTranslate2 does not know, or this CPU cannot compute in."""
-    from eotd.ct2_engine import QUANTIZATIONS
-
-    if precision not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {precision!r}; use one of {QUANTIZATIONS}")
-    import ctranslate2
-
-    here = ctranslate2.get_supported_compute_types("cpu")
-    if precision not in here:
-        raise ValueError(
-            f"this CPU ({cpu_features()}) cannot compute {precision} in CTranslate2 (bfloat16 "
-            f"needs AVX512-BF16 or AMX); it computes {', '.join(sorted(here))}"
-        )
 
 
 def load(spec: EngineSpec) -> Engine:
