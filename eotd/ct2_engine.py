@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from eotd.generation import EngineSpec, GenerationSettings, RowEnds
+from eotd.generation import EngineSpec, GenerationSettings, RowEnds, continuation_ids, mean
 from eotd.model_loading import (
     LoadedModel,
     available_cores,
@@ -81,6 +81,18 @@ class CT2Engine:
             **sampling,
         )
         rows.finish_rest()
+
+    def score(
+        self, prompts: Sequence[str], texts: Sequence[str], ended: Sequence[bool]
+    ) -> list[float | None]:
+        """Mean log-probabilities of ``texts`` (see ``eotd.generation.Engine.score``) from one
+        teacher-forced pass: CTranslate2's ``score_batch`` (batches sorted by length)."""
+        pairs = continuation_ids(self.tokenizer, prompts, texts, ended)
+        results = self.generator.score_batch(
+            [self.tokenizer.convert_ids_to_tokens(p + t) for p, t in pairs], max_batch_size=32
+        )
+        # log_probs[i] is the log-probability of token i + 1 given those before it.
+        return [mean(r.log_probs[len(p) - 1 :]) for r, (p, _) in zip(results, pairs, strict=True)]
 
 
 class _Stepper:

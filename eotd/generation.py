@@ -124,3 +124,28 @@ class Engine(Protocol):
         ``i * k + s`` is sample ``s`` of prompt ``i``) into ``rows``; every row is finished
         when this returns."""
         ...
+
+    def score(
+        self, prompts: Sequence[str], texts: Sequence[str], ended: Sequence[bool]
+    ) -> list[float | None]:
+        """The mean log-probability of each text's tokens after its prompt, with the end token's
+        when ``ended`` (as ``generate_rows`` reports it for a greedy row); None for no tokens."""
+        ...
+
+
+def continuation_ids(
+    tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], ended: Sequence[bool]
+) -> list[tuple[list[int], list[int]]]:
+    """Each prompt's token ids and its text's (tokenized apart, as generation wrote them), with
+    the end token after a text that ``ended``: what an engine's ``score`` reads."""
+    if not len(prompts) == len(texts) == len(ended):
+        raise ValueError("score needs one text and one ended flag per prompt")
+    prompt_ids = tokenizer(list(prompts))["input_ids"]
+    text_ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    end = [tokenizer.eos_token_id]
+    return [(p, t + end if e else t) for p, t, e in zip(prompt_ids, text_ids, ended, strict=True)]
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """The mean of ``values``; None when there are none."""
+    return sum(values) / len(values) if values else None

@@ -8,7 +8,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 
-from eotd.generation import EngineSpec, GenerationSettings, RowEnds
+from eotd.generation import EngineSpec, GenerationSettings, RowEnds, continuation_ids, mean
 from eotd.model_loading import LoadedModel, cpu_features, end_token_ids
 
 
@@ -104,3 +104,28 @@ class TorchEngine:
             logits_processor=LogitsProcessorList([logprobs]),
             **self._generate_kwargs(settings),
         )
+
+    @torch.inference_mode()
+    def score(
+        self, prompts: Sequence[str], texts: Sequence[str], ended: Sequence[bool], batch: int = 16
+    ) -> list[float | None]:
+        """Mean log-probabilities of ``texts`` (see ``eotd.generation.Engine.score``) from
+        teacher-forced forward passes, ``batch`` rows of similar length at a time."""
+        pairs = continuation_ids(self.tokenizer, prompts, texts, ended)
+        out: list[float | None] = [None] * len(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch):
+            chunk = order[start : start + batch]
+            seqs = [pairs[i][0] + pairs[i][1] for i in chunk]
+            width = max(map(len, seqs))
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+            device = self.loaded.device
+            logits = self.loaded.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+            logp = torch.log_softmax(logits.logits[:, :-1].float(), dim=-1)
+            chosen = logp.gather(2, ids[:, 1:, None].to(device))[..., 0].cpu()
+            for row, i in enumerate(chunk):
+                first = len(pairs[i][0]) - 1  # predicts the text's first token
+                out[i] = mean(chosen[row, first : len(seqs[row]) - 1].tolist())
+        return out

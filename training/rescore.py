@@ -1,21 +1,31 @@
-"""Score saved predictions again, without a model: after a vote-rule change, or to merge runs.
+"""Score saved predictions again, without generating: after a vote-rule change, or to merge runs.
 
-    python -m training.rescore --predictions runs/eval [--output_dir runs/eval_rescored]
+    python -m training.rescore --predictions runs/eval [--output_dir runs/eval_rescored] \
+        [--logprobs true [--engine ct2] [--model default] [--adapter default]]
 
 Reads every ``predictions_{set}.jsonl`` that ``training.evaluate`` wrote in the folder (each
 line holds the gold answer and every thought's text, status and answer), votes again with the
 current rules (the selector's too: programs saved without their variables run again, in the
 sandbox), and writes ``metrics.json`` and ``results.md`` like an evaluation (throughput is
-unknown there, so it is left out).
+unknown there, so it is left out). With ``--logprobs true`` the student (``model`` +
+``adapter`` on ``engine``) first reads every saved thought that has no mean log-probability
+(runs older than that field) in one teacher-forced pass, far cheaper than writing it again, and
+the predictions are written to ``output_dir`` with it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from tqdm import tqdm
+
 from eotd import run_program
+from eotd.engines import load, resolve
+from eotd.generation import Engine
+from eotd.prompts import build_prompt
 from eotd.student import Solution, ThoughtResult, combine
 from eotd.verifier import load_selector
 from training.config import load_config, save_config
@@ -30,6 +40,48 @@ class RescoreConfig:
     output_dir: str = ""  # where to write metrics.json and results.md; default: predictions
     label: str = ""  # name of the model in the tables; default: the folder's name
     selector: str = ""  # the selector file for "verified"; "": models/selector.json
+    logprobs: bool = False  # score thoughts saved without mean_logprob (needs the model)
+    model: str = "default"  # the student that wrote the predictions (as training.evaluate)
+    adapter: str = "default"
+    engine: str = "ct2"  # what scores them: "ct2" (CPU) or "torch"
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+
+
+def fill_logprobs(rows: Sequence[dict], engine: Engine, chunk: int = 256) -> int:
+    """Give each saved thought of ``rows`` (prediction rows) that lacks one its mean
+    log-probability, scored by ``engine``; return how many were scored."""
+    todo = [(row["question"], t) for row in rows for t in row["thoughts"]
+            if t.get("mean_logprob") is None]  # fmt: skip
+    with tqdm(total=len(todo), desc="log-probabilities", unit="thought") as bar:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            scores = engine.score(
+                [build_prompt(q, t["thought"]) for q, t in part],
+                [t["text"] for _, t in part],
+                [bool(t.get("finished", True)) for _, t in part],
+            )
+            for (_, t), value in zip(part, scores, strict=True):
+                t["mean_logprob"] = value
+            bar.update(len(part))
+    return len(todo)
+
+
+def add_logprobs(cfg: RescoreConfig, files: Sequence[Path], out: Path) -> list[Path]:
+    """Write each predictions file to ``out`` with every thought's mean log-probability."""
+    spec = resolve(cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, cfg.threads)
+    engine = load(spec)
+    written = []
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        fill_logprobs(rows, engine)
+        target = out / path.name
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(target)
+        written.append(target)
+    return written
 
 
 def refresh_values(thought: ThoughtResult) -> ThoughtResult:
@@ -69,11 +121,14 @@ def rescore(cfg: RescoreConfig) -> dict[str, dict]:
     if not files:
         raise FileNotFoundError(f"no predictions_*.jsonl in {folder}")
     selector = load_selector(cfg.selector or None)
+    out = Path(cfg.output_dir or folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.logprobs:
+        files = add_logprobs(cfg, files, out)
     results = {}
     for path in files:
         problems, solutions = load_predictions(path, refresh=True)
         results[path.stem.removeprefix("predictions_")] = score(problems, solutions, 0.0, selector)
-    out = Path(cfg.output_dir or folder)
     save_config(cfg, out, name="rescore_config.yaml")
     label = cfg.label or folder.name
     report = {"label": label, "predictions": str(folder), "datasets": results}

@@ -17,6 +17,7 @@ from eotd import ct2_engine
 from eotd.ct2_engine import load_ct2
 from eotd.engines import CT2_PRECISION, resolve
 from eotd.model_loading import cpu_features, load_model
+from eotd.prompts import build_prompt
 from eotd.student import GenerationSettings, Progress, Student, ThoughtResult
 from eotd.torch_engine import TorchEngine
 from tests.eotd.support import APPLES, EGGS
@@ -51,6 +52,25 @@ def test_ct2_writes_runs_and_votes_like_torch(trained: Path, quantization: str) 
             assert theirs.mean_logprob is not None and theirs.mean_logprob <= 0
             assert mine.mean_logprob == pytest.approx(theirs.mean_logprob, abs=tolerance)
     assert ct2_student.solve(APPLES).answer == 7
+
+
+def test_both_engines_score_saved_text_as_generation_did(trained: Path) -> None:
+    """Reading a saved thought again gives the mean log-probability its greedy run reported, so
+    predictions saved before that field existed can be given it without writing them again."""
+    torch_student, ct2_student = _pair(trained, "float32", max_new_tokens=48)
+    pairs = [(q, t) for q in (APPLES, EGGS) for t in torch_student.solve(q).thoughts]
+    prompts = [build_prompt(q, t.thought) for q, t in pairs]
+    written = [t for _, t in pairs]
+    texts, ended = [t.text for t in written], [t.finished for t in written]
+    for student in (torch_student, ct2_student):
+        scored = student.engine.score(prompts, texts, ended)
+        assert scored == pytest.approx([t.mean_logprob for t in written], abs=1e-3)
+    # A text the student would not write scores lower; an empty unfinished one has no tokens.
+    odd = torch_student.engine.score(prompts[:1], ["banana " * 5], [True])[0]
+    assert odd < written[0].mean_logprob - 1
+    assert ct2_student.engine.score(prompts[:1], [""], [False]) == [None]
+    with pytest.raises(ValueError, match="one text and one ended flag per prompt"):
+        ct2_student.engine.score(prompts, texts[:1], ended)
 
 
 def test_ct2_streams_the_text_torch_writes(trained: Path) -> None:

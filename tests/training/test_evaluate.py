@@ -10,6 +10,7 @@ import pytest
 from eotd.student import ThoughtResult, combine
 from eotd.verifier import Selector, choose
 from training.evaluate import main, score
+from training.rescore import RescoreConfig, rescore
 from training.tiny_model import make_tiny_student
 
 
@@ -104,6 +105,34 @@ def test_run_writes_metrics_table_and_predictions(
     assert all(p["correct"]["verified"] for p in predictions)
     table = (out / "results.md").read_text()
     assert "| verified | majority |" in table and "| mini | 2 |" in table
+
+
+def test_rescore_gives_old_predictions_the_log_probabilities_of_the_run(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Predictions saved before thoughts had ``mean_logprob`` are scored without generating: each
+    gets what the run reported, and the original file is left as it was."""
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "mini.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n"
+                            for i, q, a, _, _ in PROBLEMS))  # fmt: skip
+    run = tmp_path / "eval"
+    main([
+        "--model", str(trained), "--adapter", "none", "--datasets", str(data),
+        "--output_dir", str(run), "--max_new_tokens", "24", "--engine", "ct2",
+    ])  # fmt: skip
+    saved = run / "predictions_mini.jsonl"
+    rows = [json.loads(x) for x in saved.read_text().splitlines()]
+    reported = [t.pop("mean_logprob") for r in rows for t in r["thoughts"]]
+    old = "".join(json.dumps(r) + "\n" for r in rows)
+    saved.write_text(old)
+    rescore(RescoreConfig(predictions=str(run), output_dir=str(tmp_path / "scored"),
+                          logprobs=True, model=str(trained), adapter="none"))  # fmt: skip
+    scored = (tmp_path / "scored" / "predictions_mini.jsonl").read_text().splitlines()
+    got = [t["mean_logprob"] for x in scored for t in json.loads(x)["thoughts"]]
+    assert all(v is not None and v <= 0 for v in reported)
+    assert got == pytest.approx(reported, abs=1e-3)
+    assert saved.read_text() == old
 
 
 def test_unknown_dataset_fails_before_loading_a_model(tmp_path: Path) -> None:
