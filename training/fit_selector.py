@@ -18,6 +18,7 @@ and what each signal contributes (refit without it). Writes the selector, ``repo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,15 +151,21 @@ def paired(problems: Sequence[Problem], chosen: Sequence[float | None]) -> Score
     )  # fmt: skip
 
 
+def origin(problem_id: str) -> str:
+    """The problem a variant was made from (``training.augment`` names them ``ID-augN``)."""
+    return re.sub(r"-aug\d+$", "", problem_id)
+
+
 def cross_validate(
     problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
 ) -> Score:
     """Each problem's answer from a selector fitted on the other folds. Folds are drawn by
-    problem id, so greedy and sampled predictions of one problem stay in the same fold."""
-    ids = sorted({p.id for p in problems})
+    original problem (:func:`origin`), so greedy and sampled predictions of one problem, and its
+    number-changed variants, stay in the same fold."""
+    ids = sorted({origin(p.id) for p in problems})
     order = np.random.default_rng(seed).permutation(len(ids))
     fold_by_id = {ids[i]: k % folds for k, i in enumerate(order)}
-    fold_of = np.array([fold_by_id[p.id] for p in problems])
+    fold_of = np.array([fold_by_id[origin(p.id)] for p in problems])
     chosen: list[float | None] = [None] * len(problems)
     for k in range(folds):
         train = [p for i, p in enumerate(problems) if fold_of[i] != k]

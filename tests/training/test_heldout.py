@@ -1,0 +1,41 @@
+"""The selector's fitting problems: the student's validation slice and its variants, no test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training import heldout
+from training.datasets import normalize_question, train_validation
+from training.fit_selector import origin
+from training.heldout import HeldoutConfig, heldout_problems, main
+
+
+def test_heldout_is_the_validation_slice_and_its_variants() -> None:
+    problems, counts = heldout_problems(HeldoutConfig(variants=2))
+    _, validation = train_validation("gsm8k")
+    originals = [p for p in problems if "origin_id" in p and p["id"] == p["origin_id"]]
+    variants = [p for p in problems if p["id"] != p["origin_id"]]
+    assert [p["id"] for p in originals] == validation["id"]
+    assert counts["kept"] == 200 and counts["variants"] == len(variants) > 200
+    by_id = {p["id"]: p for p in originals}
+    for v in variants:
+        source = by_id[v["origin_id"]]
+        assert origin(v["id"]) == source["id"]
+        assert v["question"] != source["question"] and v["answer"] != source["answer"]
+
+
+def test_evaluation_questions_never_reach_the_fitting_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, validation = train_validation("gsm8k")
+    leaked = validation[0]["question"]
+    monkeypatch.setattr(heldout, "evaluation_questions", lambda: {normalize_question(leaked)})
+    out = tmp_path / "heldout.jsonl"
+    main(["--out", str(out), "--variants", "1"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r.get("origin_id") != validation[0]["id"] for r in rows)
+    assert len({r["origin_id"] for r in rows}) == 199
+    assert (tmp_path / "heldout_config.yaml").read_text().startswith("out: ")

@@ -1,0 +1,76 @@
+"""Write the problems an answer selector may be fitted on: never trained on, never a test set.
+
+    python -m training.heldout --variants 2 --out runs/heldout.jsonl
+
+The data builder keeps a validation slice of GSM8K train out of the student's training
+(``training.datasets.train_validation``); those problems, less any that also occur in an
+evaluation set, are the held-out pool. ``--variants N`` adds up to N number-changed variants of each
+(``training.augment``): new problems with their own gold answers, on which the student's thoughts
+scatter differently, so the selector sees several times as many candidates. A variant stays with
+its original in cross-validation (``origin_id``). Writes uniform JSONL for ``training.evaluate``
+and the config beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.augment import augment_problems
+from training.config import load_config, save_config
+from training.datasets import (
+    VALIDATION_SEED,
+    VALIDATION_SIZE,
+    evaluation_questions,
+    normalize_question,
+    train_validation,
+)
+
+
+@dataclass
+class HeldoutConfig:
+    """Held-out problems for fitting the selector."""
+
+    out: str = "runs/heldout.jsonl"
+    train_data: str = "gsm8k"  # the data builder's training pool (vendored name or JSONL path)
+    validation_size: int = VALIDATION_SIZE  # as the student's data was built
+    seed: int = VALIDATION_SEED
+    variants: int = 0  # number-changed variants per problem (training.augment)
+
+
+def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The validation slice without evaluation questions, then its variants; and counts."""
+    _, validation = train_validation(cfg.train_data, cfg.validation_size, cfg.seed)
+    tests = evaluation_questions()
+    kept = [dict(p) for p in validation if normalize_question(p["question"]) not in tests]
+    for p in kept:
+        p["origin_id"] = p["id"]
+    made, stats = augment_problems(kept, cfg.variants, cfg.seed) if cfg.variants else ([], {})
+    made = [p for p in made if normalize_question(p["question"]) not in tests]
+    counts = {
+        "validation": len(validation),
+        "in_evaluation_sets": len(validation) - len(kept),
+        "kept": len(kept),
+        "variants": len(made),
+        "augment": stats,
+    }
+    return kept + made, counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(HeldoutConfig, argv)
+    problems, counts = heldout_problems(cfg)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for p in problems:
+            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+    save_config(cfg, out.parent, out.stem + "_config.yaml")
+    print(json.dumps(counts, indent=2))
+    print(f"wrote {len(problems)} problems to {out}")
+
+
+if __name__ == "__main__":
+    main()
