@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from eotd.answers import same_answer
+from eotd.calculations import calculations_check, redo
 from eotd.prompts import THOUGHTS
 from eotd.vote import DEFAULT_ORDER, Candidate, Vote, vote
 
@@ -47,6 +48,8 @@ SIGNALS: dict[str, str] = {
     "negative": "1 when the answer is below zero",
     "in_question": "1 when the answer is one of the question's own numbers",
     "agreement": "share of its intermediate results that another kind of thought also reached",
+    "arithmetic": "share of its samples whose written calculations (a + b = c) all check out",
+    "redone": "share of its samples that reach it only once their arithmetic is redone",
     "logprob": "the model's mean token log-probability over its samples",
 }
 """Every signal :func:`candidates` computes, and what it measures."""
@@ -65,6 +68,8 @@ PHRASES: dict[str, tuple[str, str]] = {
     "negative": ("it is negative", "it is not negative"),
     "in_question": ("it is a number the question states", "it is not just a number restated"),
     "agreement": ("its steps agree with another thought's", "its steps agree with no other"),
+    "arithmetic": ("its calculations check out", "its calculations are wrong"),
+    "redone": ("it is what the CoT's arithmetic, redone, gives", "it is the answer as stated"),
     "logprob": ("the model was surer of its text", "the model was less sure of its text"),
 }
 """How :func:`select` says that a signal favoured (first) or held back (second) the answer."""
@@ -127,21 +132,29 @@ def _steps(t: Thought) -> list[float]:
     return list(t.values.values())
 
 
+def answer_of(t: Thought) -> float | None:
+    """The answer a thought gives the selector: a CoT's with its arithmetic redone
+    (``eotd.calculations.redo``), a program's or equations' as they ran."""
+    return redo(t.text, t.answer) if t.thought == "cot" else t.answer
+
+
 def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
-    """Every distinct answer of ``thoughts`` (all samples of all three) with its signals."""
+    """Every distinct answer of ``thoughts`` (all samples of all three, CoTs' arithmetic
+    redone) with its signals."""
     given = numbers_in(question, words=True)
     total = max(len(thoughts), 1)
     per_thought = {name: sum(t.thought == name for t in thoughts) for name in THOUGHTS}
     steps = [
         [s for s in _steps(t) if not _contains(given, s)] for t in thoughts
     ]  # what each thought worked out (restated givens are no evidence)
+    answers = [answer_of(t) for t in thoughts]
     groups: list[tuple[float, list[int]]] = []
-    for i, t in enumerate(thoughts):
-        if t.answer is None or not math.isfinite(t.answer):
+    for i, answer in enumerate(answers):
+        if answer is None or not math.isfinite(answer):
             continue
-        group = next((g for g in groups if same_answer(g[0], t.answer)), None)
+        group = next((g for g in groups if same_answer(g[0], answer)), None)
         if group is None:
-            groups.append((float(t.answer), [i]))
+            groups.append((float(answer), [i]))
         else:
             group[1].append(i)
     out = []
@@ -174,6 +187,8 @@ def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
             "negative": float(answer < 0),
             "in_question": float(_contains(given, answer)),
             "agreement": sum(agree) / len(agree) if agree else 0.0,
+            "arithmetic": sum(calculations_check(t.text) for t in backing) / len(backing),
+            "redone": sum(answers[i] != thoughts[i].answer for i in members) / len(members),
         }
         if logprobs:
             signals["logprob"] = sum(logprobs) / len(logprobs)
@@ -305,6 +320,8 @@ def select(
     runner = scored[1] if len(scored) > 1 else None
     names = ", ".join(t.upper() for t in best.thoughts)
     why = f"{_fmt(best.answer)} is likeliest right ({p:.0%}, from {names})"
+    if best.signals.get("redone"):
+        why += ", the CoT's arithmetic redone"
     if runner is None:
         why += ": the only answer given."
     else:

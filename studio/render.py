@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from eotd.calculations import redo
 from studio.solving import WRITING, SolveState, ThoughtView, Verdict
 
 NAMES = {"cot": "CoT", "pot": "PoT", "eot": "EoT"}
@@ -108,6 +109,12 @@ def thought_panel(view: ThoughtView | None) -> str:
         parts.append(f"<div><code>ans</code> = <b>{escape(num(view.answer))}</b></div>")
     else:
         parts.append(f"<div>extracted answer: <b>{escape(num(view.answer))}</b></div>")
+        redone = redo(view.text, view.answer)
+        if redone != view.answer:
+            parts.append(
+                f'<div class="wrong">its arithmetic slips; redone it gives <b>{escape(num(redone))}'
+                "</b> (what the selector reads)</div>"
+            )
     parts.append(_error(view))
     return f'<div class="panel">{"".join(parts)}</div>'
 

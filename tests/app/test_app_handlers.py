@@ -76,6 +76,14 @@ def test_model_and_user_text_is_escaped(studio: Studio) -> None:
     assert "<script>" not in card and "<img" not in card and "&lt;img" in card
 
 
+def test_a_cot_panel_says_when_its_arithmetic_slips_and_what_redoing_gives() -> None:
+    slipped = ThoughtView("cot", "20 + 300 = 300. The answer is 300.", "answered", 300.0)
+    panel = render.thought_panel(slipped)
+    assert "extracted answer: <b>300</b>" in panel and "redone it gives <b>320</b>" in panel
+    sound = ThoughtView("cot", "20 + 300 = 320. The answer is 320.", "answered", 320.0)
+    assert "redone" not in render.thought_panel(sound)
+
+
 def test_diff_shows_removed_and_added_lines() -> None:
     html = render.diff_html("a = 3\nans = a", "a = 3\nb = 4\nans = a + b")
     assert '<div class="add">+ b = 4</div>' in html

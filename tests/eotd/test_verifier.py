@@ -70,6 +70,27 @@ def test_log_probabilities_and_unfinished_samples_are_averaged_over_backing_samp
     assert only.signals["share"] == 1.0
 
 
+def test_arithmetic_is_the_share_of_backing_samples_whose_calculations_check_out() -> None:
+    wrong_cot = "3 x 4 = 12, 12 - 2 = 9. The answer is 10."
+    found = _by_answer(candidates(QUESTION, _thoughts(wrong_cot, RIGHT_POT, "ans = 4")))
+    assert found[10.0].signals["arithmetic"] == pytest.approx(1 / 2)  # the CoT slipped
+    assert found[4.0].signals["arithmetic"] == 1.0
+
+
+def test_a_cot_backs_the_answer_its_arithmetic_redone_reaches() -> None:
+    slipped = "3 x 4 = 12, 12 - 2 = 9. The answer is 9."
+    thoughts = _thoughts(slipped, RIGHT_POT, "ans = 4")
+    found = _by_answer(candidates(QUESTION, thoughts))
+    assert set(found) == {10.0, 4.0}  # no candidate 9: the CoT backs 10 once redone
+    assert found[10.0].thoughts == ["cot", "pot"]
+    assert found[10.0].signals["redone"] == pytest.approx(1 / 2)
+    assert found[10.0].signals["arithmetic"] == pytest.approx(1 / 2)
+    assert found[4.0].signals["redone"] == 0.0
+    assert thoughts[0].answer == 9.0  # the thought itself still says what it stated
+    verdict = select(QUESTION, thoughts, _selector({"share": 1.0}))
+    assert verdict.answer == 10.0 and "the CoT's arithmetic redone" in verdict.explanation
+
+
 def test_failed_thoughts_give_no_candidate() -> None:
     thoughts = _thoughts("no idea", "ans = 1 / 0", "x = = 2")
     assert candidates(QUESTION, thoughts) == []
