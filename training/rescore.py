@@ -110,7 +110,8 @@ def load_predictions(path: Path, refresh: bool = False) -> tuple[list[dict], lis
             if refresh:
                 thoughts = [refresh_values(t) for t in thoughts]
             problems.append({"id": row["id"], "question": row["question"], "answer": row["gold"]})
-            solutions.append(combine(row["question"], thoughts))
+            # Scores choose every way themselves: reading needs no selector.
+            solutions.append(combine(row["question"], thoughts, "majority"))
     return problems, solutions
 
 
