@@ -1,18 +1,18 @@
 """Fit the answer selector (``eotd.verifier``) on held-out predictions, and report what it gains.
 
-    python -m training.fit_selector \\
-        --predictions models/eval/validation/predictions_gsm8k_val.jsonl \\
-        --report_on models/eval/student/predictions_gsm8k.jsonl,... \\
+    python -m training.fit_selector --config training/configs/selector.yaml   # the shipped one
+    python -m training.fit_selector --predictions HELD_OUT.jsonl --report_on TEST.jsonl,... \\
         [--output models/selector.json] [--report_dir models/eval/selector]
 
 Fits an L2-regularised logistic regression (Newton's method, numpy) on every candidate answer of
 the ``predictions`` files: its signals against whether it is the gold answer. Refuses problems
 that are evaluation questions (GSM8K test, SVAMP, ASDiv, MultiArith): the selector is fitted only
 on problems the student never trained on and no test set holds, i.e. the data builder's held-out
-validation slice. Reports, on the fitting problems by grouped k-fold cross-validation and on each
-``report_on`` file (never fitted on), majority against the selector paired with the sign test,
-and what each signal contributes (refit without it). Writes the selector, ``report.json``,
-``report.md`` and the config to ``report_dir``.
+validation slice and its number-changed variants (``training.heldout``). Reports, on the fitting
+problems by grouped k-fold cross-validation and on each ``report_on`` file (never fitted on),
+majority against the selector paired with the sign test, and what each signal contributes (refit
+without it). Writes the selector, ``report.json``, ``report.md`` and the config to
+``report_dir``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class FitSelectorConfig:
 
     # training.evaluate's predictions_*.jsonl of held-out, non-test problems (fitted on)
     predictions: list[str] = field(
-        default_factory=lambda: ["models/eval/validation/predictions_gsm8k_val.jsonl"]
+        default_factory=lambda: ["models/eval/heldout/predictions_heldout.jsonl"]
     )
     # predictions files to report on (test sets; never fitted on)
     report_on: list[str] = field(default_factory=list)
@@ -156,16 +156,20 @@ def origin(problem_id: str) -> str:
     return re.sub(r"-aug\d+$", "", problem_id)
 
 
-def cross_validate(
-    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
-) -> Score:
-    """Each problem's answer from a selector fitted on the other folds. Folds are drawn by
-    original problem (:func:`origin`), so greedy and sampled predictions of one problem, and its
-    number-changed variants, stay in the same fold."""
+def fold_numbers(problems: Sequence[Problem], folds: int, seed: int) -> np.ndarray:
+    """Each problem's cross-validation fold, drawn by original problem (:func:`origin`): greedy
+    and sampled predictions of one problem, and its number-changed variants, share a fold."""
     ids = sorted({origin(p.id) for p in problems})
     order = np.random.default_rng(seed).permutation(len(ids))
     fold_by_id = {ids[i]: k % folds for k, i in enumerate(order)}
-    fold_of = np.array([fold_by_id[origin(p.id)] for p in problems])
+    return np.array([fold_by_id[origin(p.id)] for p in problems])
+
+
+def cross_validate(
+    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
+) -> Score:
+    """Each problem's answer from a selector fitted on the other folds (:func:`fold_numbers`)."""
+    fold_of = fold_numbers(problems, folds, seed)
     chosen: list[float | None] = [None] * len(problems)
     for k in range(folds):
         train = [p for i, p in enumerate(problems) if fold_of[i] != k]

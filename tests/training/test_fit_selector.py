@@ -11,7 +11,16 @@ from eotd.student import combine, execute
 from eotd.verifier import load_selector
 from training.datasets import load_problems
 from training.evaluate import prediction_row
-from training.fit_selector import FitSelectorConfig, cross_validate, fit, picks, read, run
+from training.fit_selector import (
+    FitSelectorConfig,
+    Problem,
+    cross_validate,
+    fit,
+    fold_numbers,
+    picks,
+    read,
+    run,
+)
 
 
 def _problem(i: int, trap: bool) -> tuple[dict, object]:
@@ -56,6 +65,15 @@ def test_the_fit_learns_which_signal_marks_the_right_answer(held_out: Path) -> N
     cv = cross_validate(problems, ["share", "numbers_used"], 1.0, folds=5, seed=0)
     assert (cv.majority, cv.verified) == (50.0, 100.0)
     assert (cv.only_majority, cv.only_verified) == (0, 20) and cv.p_value < 1e-5
+
+
+def test_variants_and_samples_of_a_problem_share_its_fold() -> None:
+    ids = [f"gsm8k-train-{i}" for i in range(30)]
+    ids += [f"{i}-aug{k}" for i in ids[:10] for k in (1, 2)] + ids[:5]  # variants, resamples
+    folds = fold_numbers([Problem(i, 1.0, [], None) for i in ids], folds=5, seed=0)
+    fold = dict(zip(ids, folds, strict=False))  # an original's first fold
+    assert all(f == fold[i.split("-aug")[0]] for i, f in zip(ids, folds, strict=True))
+    assert sorted(set(folds.tolist())) == [0, 1, 2, 3, 4]
 
 
 def test_run_writes_the_selector_and_a_paired_report_with_ablations(
