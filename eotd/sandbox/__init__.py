@@ -11,7 +11,8 @@ replies are JSON, capped at ``MAX_REPLY_BYTES`` and checked against the function
 annotation; a reply that is not is refused, its worker killed (status ``"crashed"``), and never
 unpickled. Requests (parent to worker) are pickles: the parent is trusted.
 
-How workers are started (:mod:`eotd.sandbox.zygote`): a *zygote*, a fresh interpreter launched
+How workers are started (:mod:`eotd.sandbox.zygote`; the parent's handles on them in
+:mod:`eotd.sandbox.workers`): a *zygote*, a fresh interpreter launched
 with :mod:`subprocess` in a minimal environment (no secrets), imports the preloads once and then
 forks each worker on request. ``spawn`` and ``forkserver`` would re-run the parent's ``__main__``
 (which imports torch in ``app.py``: 2-5 s per worker) and ``fork`` from the threaded,
@@ -49,7 +50,6 @@ Limits, four walls deep behind the callers' static check (:mod:`eotd.sandbox.pol
 from eotd.sandbox.policy import NOBODY_UID, OPEN_FILES
 from eotd.sandbox.pool import (
     _POOL,
-    STARTUP_TIMEOUT,
     SandboxOutcome,
     SandboxPool,
     run_in_sandbox,
@@ -57,6 +57,7 @@ from eotd.sandbox.pool import (
     warm_up,
 )
 from eotd.sandbox.wire import MAX_REPLY_BYTES, STDOUT_CAP
+from eotd.sandbox.workers import STARTUP_TIMEOUT
 from eotd.sandbox.zygote import PRELOAD
 
 __all__ = [

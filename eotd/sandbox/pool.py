@@ -1,4 +1,4 @@
-"""The parent's side: handles on the zygote and the workers, the pool, ``run_in_sandbox``."""
+"""The parent's side: the pool of workers, admission and replacement, ``run_in_sandbox``."""
 
 from __future__ import annotations
 
@@ -7,33 +7,22 @@ import contextlib
 import logging
 import os
 import pickle
-import select
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from eotd.sandbox import wire
-from eotd.sandbox.policy import Confinement
-from eotd.sandbox.wire import Channel
+from eotd.sandbox.workers import STARTUP_TIMEOUT, Worker, Zygote, parent_path
 
 logger = logging.getLogger("eotd.sandbox")
 
-STARTUP_TIMEOUT = 60.0
-"""Seconds the zygote may take to import its preloads, and a new worker to report ready."""
 DEFAULT_WAIT = 10.0
 """Seconds a call waits for a free worker before it is answered ``busy`` (EOTD_SANDBOX_WAIT)."""
 ALLOW_NO_SECCOMP = "EOTD_SANDBOX_ALLOW_NO_SECCOMP"
-
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
-_BOOT = "import sys; from eotd.sandbox import zygote; zygote.main(int(sys.argv[1]))"
 
 
 @dataclass
@@ -67,167 +56,12 @@ class _Busy(Exception):
     """No worker came free within the pool's wait."""
 
 
-def _worker_env() -> dict[str, str]:
-    """A minimal environment: the worker needs to find Python and our package, nothing secret."""
-    env = {"PYTHONPATH": _PROJECT_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
-    for key in ("PATH", "SYSTEMROOT", "VIRTUAL_ENV"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
-
-
-def _parent_path() -> list[str]:
-    return [os.path.abspath(p) for p in sys.path]
-
-
 def _return_type(fn: Callable[..., Any]) -> Any:
     """The type ``fn``'s value must come back as (``Any`` where it has no annotation)."""
     try:
         return typing.get_type_hints(fn).get("return", Any)
     except NameError as exc:
         raise TypeError(f"the return annotation of {fn.__qualname__} is unresolvable") from exc
-
-
-class _Zygote:
-    """The parent's handle on the zygote, the preloaded process that forks workers."""
-
-    def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
-        try:
-            with theirs:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-B", "-c", _BOOT, str(theirs.fileno())],
-                    pass_fds=[theirs.fileno()],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    env=_worker_env(),
-                    cwd="/",
-                    start_new_session=True,
-                )
-        except BaseException:
-            ours.close()
-            raise
-        self.channel = Channel(ours)
-        self.path = _parent_path()
-        self.channel.send(wire.encode({"path": self.path}))
-        self._lock = threading.Lock()
-
-    def spawn(self) -> tuple[int, Channel]:
-        """Fork a worker: its pid and the parent's end of its socket."""
-        with self._lock:
-            self.channel.send(wire.encode({"op": "spawn"}))
-            if not self.channel.poll(STARTUP_TIMEOUT):
-                raise EOFError("the sandbox zygote did not answer")
-            data, fd = self.channel.recv_with_fd(8)
-        return int.from_bytes(data, "little"), Channel(socket.socket(fileno=fd))
-
-    def exit_code(self, pid: int) -> int | None:
-        """How worker ``pid`` ended (negative: killed by that signal), if the zygote knows."""
-        with self._lock:
-            try:
-                self.channel.send(wire.encode({"op": "status", "pid": pid}))
-                reply = self.channel.recv(64, deadline=time.monotonic() + 5.0)
-                status = wire.decode(reply, int | None)
-            except (EOFError, OSError, wire.MalformedMessage):
-                return None
-        return None if status is None else os.waitstatus_to_exitcode(status)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        """Hang up (the zygote exits when its socket closes); kill it if it lingers."""
-        with self._lock:
-            self.channel.close()
-        try:
-            self.proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class _Worker:
-    """The parent's handle on one worker process (a child of the zygote)."""
-
-    def __init__(self, zygote: _Zygote) -> None:
-        self.zygote = zygote
-        self.pid, self.channel = zygote.spawn()
-        try:  # a pidfd names this very process, immune to pid reuse
-            self.pidfd: int | None = os.pidfd_open(self.pid)
-        except (AttributeError, OSError):
-            self.pidfd = None
-        self.sent_path = zygote.path
-        self.confinement: Confinement | None = None
-        self.reported = False  # whether the pool has logged what its confinement lacks
-        self.killed = False
-
-    def check_ready(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the worker's report on its lock-down; False if it is not
-        (yet) there, or not a report."""
-        if self.confinement is None:
-            try:
-                if self.channel.poll(timeout):
-                    report = self.channel.recv(4096, deadline=time.monotonic() + 1.0)
-                    self.confinement = wire.decode(report, Confinement)
-            except (EOFError, OSError, wire.MalformedMessage):
-                return False
-        return self.confinement is not None
-
-    def exited(self, wait: float = 0.0) -> bool:
-        """Whether the process has ended, waiting up to ``wait`` seconds for it to."""
-        if self.killed:
-            return True
-        if self.pidfd is None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return True
-            return False
-        return bool(select.select([self.pidfd], [], [], wait)[0])
-
-    def alive(self) -> bool:
-        """Whether the process runs and, once ready, has not hung up (idle workers never talk)."""
-        if self.exited():
-            return False
-        try:
-            return not (self.confinement is not None and self.channel.poll(0))
-        except (OSError, ValueError):
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL the worker (without waiting: :meth:`bury` waits)."""
-        if not self.killed:
-            self.killed = True
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if self.pidfd is None:
-                    os.kill(self.pid, signal.SIGKILL)
-                else:
-                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            self.channel.close()
-
-    def bury(self) -> None:
-        """Wait until the killed process is gone (a big one takes a while to die)."""
-        if self.pidfd is not None:
-            select.select([self.pidfd], [], [], 5.0)
-            os.close(self.pidfd)
-            self.pidfd = None
-
-    def exit_code(self) -> int | None:
-        self.exited(wait=2.0)
-        return self.zygote.exit_code(self.pid)
-
-    def death(self, code: int | None) -> str:
-        """A sentence saying how the worker ended, from :meth:`exit_code`."""
-        if code is None:
-            return "the sandbox worker stopped answering"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return f"the sandbox worker died ({name})"
-        return f"the sandbox worker exited with status {code}"
 
 
 def _outcome(status: str, error: str | None, started: float, **extra: Any) -> SandboxOutcome:
@@ -251,10 +85,10 @@ class SandboxPool:
         self.wait = wait
         self.allow_no_seccomp = allow_no_seccomp
         self._cond = threading.Condition()
-        self._idle: list[_Worker] = []
-        self._members: set[_Worker] = set()
+        self._idle: list[Worker] = []
+        self._members: set[Worker] = set()
         self._starting = 0
-        self._zygote: _Zygote | None = None
+        self._zygote: Zygote | None = None
         self._zygote_lock = threading.Lock()  # guards the zygote, membership and generation
         self._generation = 0
 
@@ -284,7 +118,7 @@ class SandboxPool:
             raise TypeError(
                 f"run_in_sandbox needs a module-level function and picklable arguments: {exc}"
             ) from exc
-        path = _parent_path()
+        path = parent_path()
         started = time.monotonic()
         try:
             worker = self.acquire()
@@ -331,14 +165,14 @@ class SandboxPool:
         finally:
             self.release(worker, healthy)
 
-    def _refusal(self, worker: _Worker) -> str:
+    def _refusal(self, worker: Worker) -> str:
         assert worker.confinement is not None
         return (
             "the sandbox refuses to run code: its seccomp filter could not be installed "
             f"({worker.confinement.seccomp_error}); set {ALLOW_NO_SECCOMP}=1 to run without it"
         )
 
-    def _admit(self, worker: _Worker) -> bool:
+    def _admit(self, worker: Worker) -> bool:
         """Whether a ready worker may run code; what it lacks is logged once per worker."""
         confinement = worker.confinement
         assert confinement is not None
@@ -360,7 +194,7 @@ class SandboxPool:
                 )
         return admitted
 
-    def _spawn(self, generation: int | None) -> _Worker | None:
+    def _spawn(self, generation: int | None) -> Worker | None:
         """A new member from the zygote (started or restarted if need be); None if the pool was
         shut down since ``generation`` (so a late replacement cannot revive it)."""
         with self._zygote_lock:
@@ -369,13 +203,13 @@ class SandboxPool:
             if self._zygote is None or not self._zygote.alive():
                 if self._zygote is not None:
                     self._zygote.close()
-                self._zygote = _Zygote()
-            worker = _Worker(self._zygote)
+                self._zygote = Zygote()
+            worker = Worker(self._zygote)
             with self._cond:
                 self._members.add(worker)
         return worker
 
-    def acquire(self) -> _Worker:
+    def acquire(self) -> Worker:
         """Take a free worker (a ready one first), starting one if the pool is short; else wait
         for one up to the pool's wait, then raise :class:`_Busy`."""
         deadline = time.monotonic() + self.wait
@@ -404,7 +238,7 @@ class SandboxPool:
         assert worker is not None  # no generation given, so never refused
         return worker
 
-    def _start(self, idle: bool, generation: int | None = None) -> _Worker | None:
+    def _start(self, idle: bool, generation: int | None = None) -> Worker | None:
         try:
             worker = self._spawn(generation)
         finally:
@@ -416,7 +250,7 @@ class SandboxPool:
                 self._cond.notify()
         return worker
 
-    def release(self, worker: _Worker, healthy: bool) -> None:
+    def release(self, worker: Worker, healthy: bool) -> None:
         """Return a worker after a call; an unhealthy one is killed and replaced at once (the
         waiting for it to die and the replacing happen in the background, not in the caller)."""
         with self._cond:
@@ -432,12 +266,12 @@ class SandboxPool:
             generation = self._generation
         self._discard(worker, replace, generation)
 
-    def _discard(self, worker: _Worker, replace: bool, generation: int) -> None:
+    def _discard(self, worker: Worker, replace: bool, generation: int) -> None:
         """Kill ``worker`` now; bury it, and start its replacement, in the background."""
         worker.kill()
         threading.Thread(target=self._bury, args=(worker, replace, generation), daemon=True).start()
 
-    def _bury(self, worker: _Worker, replace: bool, generation: int) -> None:
+    def _bury(self, worker: Worker, replace: bool, generation: int) -> None:
         if replace:
             with contextlib.suppress(OSError, EOFError):  # else the next acquire tries again
                 self._start(idle=True, generation=generation)

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import eotd.sandbox.pool as pool_module
+import eotd.sandbox.workers as workers_module
 from eotd import sandbox
 from eotd.program import execute_program, run_program
 from eotd.sandbox import SandboxPool, run_in_sandbox
@@ -423,7 +424,7 @@ def landlock_abi() -> int:
 def test_with_landlock_a_worker_reads_only_the_import_path():
     assert run_in_sandbox(read, f"/proc/{os.getpid()}/cmdline").exc_type == "PermissionError"
     assert run_in_sandbox(read, "/etc/passwd").exc_type == "PermissionError"
-    readme = Path(pool_module._PROJECT_ROOT, "README.md")  # in the project, not a module
+    readme = Path(workers_module.PROJECT_ROOT, "README.md")  # in the project, not a module
     assert run_in_sandbox(read, str(readme)).exc_type == "PermissionError"
     assert "def vote" in run_in_sandbox(read, sys.modules["eotd.vote"].__file__).value
 
@@ -507,7 +508,7 @@ NO_SECCOMP_BOOT = (  # a zygote whose workers cannot install their filter, as on
 
 
 def test_without_seccomp_programs_are_refused_unless_allowed(monkeypatch, caplog):
-    monkeypatch.setattr(pool_module, "_BOOT", NO_SECCOMP_BOOT)
+    monkeypatch.setattr(workers_module, "BOOT", NO_SECCOMP_BOOT)
     pool = SandboxPool(1)
     monkeypatch.setattr(pool_module, "_POOL", pool)  # what run_program uses
     try:
@@ -637,7 +638,7 @@ def test_workers_exit_when_their_parent_is_killed():
         "print(*sandbox._POOL.pids(), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    root = pool_module._PROJECT_ROOT
+    root = workers_module.PROJECT_ROOT
     env = {**os.environ, "PYTHONPATH": root}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.returncode == -signal.SIGKILL
