@@ -1,15 +1,12 @@
-"""The Gradio Blocks: Solve, Correct, Review & data, Active learning and Model tabs, plus the
-named API endpoints ``solve``, ``check_equations``, ``save_correction``, ``review_correction`` and
-``export_corrections``. Every handler here is a thin adapter over :class:`studio.handlers.Studio`:
+"""The Gradio Blocks: Solve, Correct, Review & data (``studio.review_tab``), Active learning and
+Model tabs, plus the named API endpoints (``studio.api``). Every handler is a thin adapter over
+:class:`studio.handlers.Studio`:
 it resolves the acting user from the request's session and passes it on; the ``Studio`` checks the
 role. Controls a role may not use are hidden, but the server check is the guard.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,34 +14,20 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from db import StoreError
-from db import audit as audit_log
 from db import users as accounts
-from db.access import PermissionDenied
 from eotd.prompts import THOUGHTS
 from studio import render
 from studio.active import COLUMNS as RANK_COLUMNS
 from studio.active import MAX_POOL_BYTES
+from studio.api import ENGINE_CONCURRENCY, SAVES, SOLVES, named_endpoints
 from studio.handlers import MAX_RANK, Studio, accuracy_rows
 from studio.identity import Mode
-from studio.queries import filter_choices
+from studio.review_tab import review_tab_contents
 from studio.solving import InputError, SolveState
+from studio.user_errors import said, user_errors
 
 EDIT_ORDER = ("eot", "pot", "cot")
-STATUSES = ["pending", "approved", "rejected", "withdrawn", "all"]
-STATUS_COLORS = {"pending": "#9ca3af", "approved": "#10b981", "rejected": "#ef4444",
-                 "withdrawn": "#6b7280"}  # fmt: skip
-QUEUE_COLUMNS = ["id", "thought", "annotator", "status", "dataset", "answer", "gold", "question"]
-# Errors raised on purpose for a user; their message says what to do. Anything else is a bug.
-USER_ERRORS = (InputError, StoreError, PermissionDenied)
-SOMETHING_WRONG = "Something went wrong (logged)."
-log = logging.getLogger(__name__)
 MODEL = "student"  # concurrency group of ranking and model switches (one at a time)
-SOLVES = 32  # solves let in at once; the batcher serializes and batches their model work
-ENGINE_CONCURRENCY = 4  # live re-solves at once (each is a short sandboxed engine call)
-# Saves run one at a time: a flood of endless programs holds at most one sandbox worker (for its
-# timeout), so the live re-solves of everyone else keep the other.
-SAVES = {"concurrency_id": "save", "concurrency_limit": 1}
 
 KEYS_JS = """
 <script>
@@ -64,42 +47,6 @@ document.addEventListener('keydown', (event) => {
 });
 </script>
 """
-
-
-def said(exc: Exception) -> str:
-    """What a user is told of ``exc``: a user error's own message; for anything else, that
-    something went wrong (its traceback goes to the log, never to the user)."""
-    if isinstance(exc, USER_ERRORS):
-        return str(exc)
-    log.error("unexpected error in a handler", exc_info=exc)
-    return SOMETHING_WRONG
-
-
-def user_errors(fn: Callable) -> Callable:
-    """Turn every error into ``gr.Error`` with what the user may be told (see ``said``)."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def stream(*args: Any, **kwargs: Any) -> Iterator:
-            try:
-                yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:
-                raise gr.Error(said(exc)) from exc
-
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            raise gr.Error(said(exc)) from exc
-
-    return call
 
 
 def _saved(correction: Any) -> str:
@@ -129,23 +76,6 @@ def _solve_values(state: SolveState) -> list:
     return values + _correct_tab_values(state)
 
 
-def _queue_frame(corrections: list) -> pd.DataFrame:
-    rows = [
-        [
-            c.id,
-            c.thought,
-            c.annotator,
-            c.status,
-            c.problem.source or "typed in",
-            render.num(c.after_answer),
-            render.num(c.problem.gold_answer),
-            c.problem.question[:100],
-        ]
-        for c in corrections
-    ]
-    return pd.DataFrame(rows, columns=QUEUE_COLUMNS)
-
-
 def build_app(studio: Studio) -> gr.Blocks:
     """The whole app over ``studio``."""
     with gr.Blocks(title="EoTD Studio") as demo:
@@ -165,7 +95,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Correct", id="correct"):
                 correct_outputs = _correct_tab(studio, solve_state, gated)
             with gr.Tab("Review & data", id="review") as review_tab:
-                _review_tab(studio, review_tab, gated)
+                review_tab_contents(studio, review_tab, gated)
             with gr.Tab("Active learning", id="active"):
                 _active_tab(studio, tabs, solve_state, correct_outputs, gated)
             with gr.Tab("Model", id="model") as model_tab:
@@ -194,7 +124,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             concurrency_id="solve",
             api_visibility="private",
         )
-        _api(studio)
+        named_endpoints(studio)
     return demo
 
 
@@ -274,181 +204,6 @@ def _correct_tab(
             [solve_state, editor, allow_unsolved],
         )  # fmt: skip
     return [summary, *editors]
-
-
-def _review_tab(
-    studio: Studio, review_tab: gr.Tab, gated: dict[str, list[gr.components.Component]]
-) -> None:
-    """The review queue with filters and keyboard shortcuts, conflicts, export, statistics and
-    (for admins) the audit log."""
-    review_ids, review_index = gr.State([]), gr.State(0)
-    with gr.Row():
-        status_f = gr.Dropdown(STATUSES, value="pending", label="status")
-        annotator_f = gr.Dropdown(["all"], value="all", label="annotator")
-        dataset_f = gr.Dropdown(["all"], value="all", label="dataset")
-        refresh_btn = gr.Button("Refresh", elem_id="refresh-btn")
-    queue_table = gr.Dataframe(
-        headers=QUEUE_COLUMNS, interactive=False, elem_id="queue", max_height=260
-    )
-    card = gr.HTML(elem_id="review-card")
-    note = gr.Textbox(label="Note (why; required to reverse a decision)", elem_id="note")
-    with gr.Row():
-        prev_btn = gr.Button("◀ Previous", elem_id="prev-btn")
-        approve_btn = gr.Button("Approve", variant="primary", elem_id="approve-btn")
-        reject_btn = gr.Button("Reject", variant="stop", elem_id="reject-btn")
-        next_btn = gr.Button("Next ▶", elem_id="next-btn")
-    gr.HTML(render.KEYS_HELP)
-    review_msg = gr.HTML(elem_id="review-msg")
-    with gr.Accordion("Conflicts between annotators", open=False):
-        conflicts_html = gr.HTML(elem_id="conflicts")
-    with gr.Row():
-        export_btn = gr.Button("Export approved corrections", elem_id="export-btn")
-        export_file = gr.File(label="export (zip)", elem_id="export-file")
-    export_msg = gr.HTML(elem_id="export-msg")
-    with gr.Accordion("Audit log (admins)", open=False, visible=False) as audit_box:
-        audit_btn = gr.Button("Show the latest changes", elem_id="audit-btn")
-        audit_table = gr.Dataframe(headers=audit_log.COLUMNS, interactive=False, elem_id="audit")
-    gated["review"] = [approve_btn, reject_btn, note]
-    gated["export"] = [export_btn, export_file]
-    gated["view_audit"] = [audit_box]
-
-    @user_errors
-    def on_audit(request: gr.Request) -> pd.DataFrame:
-        rows = studio.audit_rows(studio.actor(request))
-        return pd.DataFrame(rows, columns=audit_log.COLUMNS)
-
-    audit_btn.click(on_audit, outputs=audit_table, api_visibility="private")
-    gr.Markdown("### Statistics")
-    stats_html = gr.HTML(elem_id="stats")
-    with gr.Row():
-        status_plot = gr.BarPlot(
-            x="status",
-            y="count",
-            color="status",
-            color_map=STATUS_COLORS,
-            title="Corrections by status",
-        )
-        daily_plot = gr.BarPlot(
-            x="day", y="count", color="status", color_map=STATUS_COLORS, title="Corrections by day"
-        )
-    accuracy_plot = gr.BarPlot(
-        x="thought",
-        y="accuracy",
-        color="model",
-        title="Accuracy (%) per thought and vote, per model version",
-    )
-
-    def statistics() -> list:
-        return [
-            render.stats_html(studio.store.stats()),
-            studio.status_frame(),
-            studio.daily_frame(),
-            studio.accuracy_frame(),
-            render.conflicts_html(studio.store.conflicts()),
-        ]
-
-    stats_outputs = [stats_html, status_plot, daily_plot, accuracy_plot, conflicts_html]
-    gr.on(
-        [refresh_btn.click, review_tab.select],
-        statistics,
-        outputs=stats_outputs,
-        api_visibility="private",
-    )
-
-    def show(ids: list[int], index: int) -> str:
-        if not ids:
-            return render.message("Nothing in this queue.", "info")
-        index = max(0, min(index, len(ids) - 1))
-        correction = studio.store.get_correction(ids[index])
-        reviews = studio.store.reviews(ids[index])
-        return render.correction_card(correction, reviews, f"({index + 1} of {len(ids)})")
-
-    def refresh(status: str, who: str, dataset: str, index: int) -> list:
-        corrections = studio.queue(status, who, dataset)
-        ids = [c.id for c in corrections]
-        index = max(0, min(index, len(ids) - 1))
-        annotators, datasets = filter_choices(studio.store)
-        return [
-            ids,
-            index,
-            _queue_frame(corrections),
-            show(ids, index),
-            gr.Dropdown(choices=["all", *annotators], value=who),
-            gr.Dropdown(choices=["all", *datasets], value=dataset),
-        ]
-
-    filters = [status_f, annotator_f, dataset_f]
-    queue_outputs = [review_ids, review_index, queue_table, card, annotator_f, dataset_f]
-    gr.on(
-        [refresh_btn.click, review_tab.select, status_f.input, annotator_f.input, dataset_f.input],
-        refresh,
-        inputs=[*filters, review_index],
-        outputs=queue_outputs,
-        api_visibility="private",
-    )
-
-    def move(step: int) -> Callable[[list[int], int], tuple[int, str]]:
-        def go(ids: list[int], index: int) -> tuple[int, str]:
-            index = max(0, min(index + step, len(ids) - 1))
-            return index, show(ids, index)
-
-        return go
-
-    for button, step in ((prev_btn, -1), (next_btn, 1)):
-        button.click(
-            move(step), [review_ids, review_index], [review_index, card], api_visibility="private"
-        )
-
-    def pick(ids: list[int], event: gr.SelectData) -> tuple[int, str]:
-        index = event.index[0] if isinstance(event.index, list | tuple) else event.index
-        return index, show(ids, index)
-
-    queue_table.select(pick, review_ids, [review_index, card], api_visibility="private")
-
-    def decide(decision: str) -> Callable:
-        def run(
-            ids: list[int],
-            index: int,
-            text: str,
-            status: str,
-            who: str,
-            dataset: str,
-            request: gr.Request,
-        ) -> list:
-            current = (status, who, dataset)
-            if not ids:
-                return [render.message("Nothing to review here.", "info"), text,
-                        *refresh(*current, index)]  # fmt: skip
-            cid = ids[max(0, min(index, len(ids) - 1))]
-            try:
-                review = studio.review(studio.actor(request), cid, decision, text)
-            except Exception as exc:
-                return [render.message(said(exc), "error"), text, *refresh(*current, index)]
-            done = render.message(
-                f"Correction #{cid} {review.decision} by {review.reviewer}.", "ok"
-            )
-            return [done, "", *refresh(*current, index)]
-
-        return run
-
-    for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
-        button.click(
-            decide(decision),
-            [review_ids, review_index, note, *filters],
-            [review_msg, note, *queue_outputs],
-            api_visibility="private",
-        ).then(statistics, outputs=stats_outputs, api_visibility="private")
-
-    def on_export(request: gr.Request) -> tuple[str | None, str]:
-        try:
-            path, count = studio.export(studio.actor(request))
-        except Exception as exc:
-            return None, render.message(said(exc), "error")
-        return str(path), render.message(f"Exported {count} approved corrections.", "ok")
-
-    export_btn.click(on_export, None, [export_file, export_msg], api_visibility="private").then(
-        statistics, outputs=stats_outputs, api_visibility="private"
-    )
 
 
 def _active_tab(
@@ -626,81 +381,6 @@ def _model_html(studio: Studio) -> str:
     ]
     accuracy = accuracy_rows(info.version.metrics) if info.version else []
     return render.metrics_html(info.name, details, accuracy)
-
-
-def _api(studio: Studio) -> None:
-    """The named API endpoints (JSON in, JSON out; the export is a file)."""
-
-    @user_errors
-    def solve(question: str, request: gr.Request) -> Iterator[dict]:
-        """Solve a math word problem with CoT, PoT and EoT and vote. Streams the solve's state
-        (``SolveState.to_dict``) as it changes: a thought being written has status "writing"
-        and its text so far, a finished one its executed result; the last state has the vote
-        and ``done`` true."""
-        for state in studio.solve(studio.actor(request), question):
-            yield state.to_dict()
-
-    @user_errors
-    def check_equations(equations: str, request: gr.Request) -> dict:
-        """Solve a system of equations: status, answer, solved variables, or the error and
-        its line."""
-        return studio.check(studio.actor(request), "eot", equations).to_dict()
-
-    @user_errors
-    def save_correction(
-        problem_id: int,
-        thought: str,
-        corrected_text: str,
-        generation_id: int | None = None,
-        allow_unsolved: bool = False,
-        request: gr.Request = None,  # type: ignore[assignment]  # gradio fills it in
-    ) -> dict:
-        """Save a corrected thought (re-solved first) as a pending correction by the signed-in
-        user (annotators and up)."""
-        c = studio.save_correction(
-            studio.actor(request), int(problem_id), thought, corrected_text,
-            None if generation_id is None else int(generation_id), allow_unsolved,
-        )  # fmt: skip
-        return {
-            "correction_id": c.id,
-            "status": c.status,
-            "answer": c.after_answer,
-            "solver_status": c.after_status,
-            "matches_gold": c.matches_gold,
-            "unsolved": c.unsolved,
-        }
-
-    @user_errors
-    def review_correction(
-        correction_id: int,
-        decision: str,
-        note: str = "",
-        request: gr.Request = None,  # type: ignore[assignment]  # gradio fills it in
-    ) -> dict:
-        """Approve or reject a correction as the signed-in reviewer: decision "approve" or
-        "reject" ("pending" re-opens a rejected one, with a note)."""
-        review = studio.review(studio.actor(request), int(correction_id), decision, note or None)
-        return {
-            "correction_id": review.correction_id,
-            "decision": review.decision,
-            "reviewer": review.reviewer,
-            "note": review.note,
-        }
-
-    @user_errors
-    def export_corrections(request: gr.Request) -> gr.FileData:
-        """Export every approved correction as a zip (datasets folder, JSONL, Parquet, card);
-        admins only."""
-        path, _ = studio.export(studio.actor(request))
-        return gr.FileData(path=str(path))
-
-    limits: dict[Callable, dict[str, Any]] = {
-        solve: {"concurrency_id": "solve", "concurrency_limit": SOLVES},
-        check_equations: {"concurrency_id": "engine", "concurrency_limit": ENGINE_CONCURRENCY},
-        save_correction: SAVES,
-    }
-    for fn in (solve, check_equations, save_correction, review_correction, export_corrections):
-        gr.api(fn, api_name=fn.__name__, **limits.get(fn, {}))
 
 
 def launch_local(demo: gr.Blocks, studio: Studio) -> str:

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from studio.handlers import Studio
-from studio.ui import SOMETHING_WRONG, user_errors
+from studio.user_errors import SOMETHING_WRONG, user_errors
 from tests.app.support import VISITOR
 
 
@@ -19,7 +19,10 @@ def test_a_bug_reaches_the_user_as_something_went_wrong_and_the_log_in_full(
     def broken() -> None:
         return {}["no such key"]
 
-    with caplog.at_level(logging.ERROR, logger="studio.ui"), pytest.raises(gr.Error) as raised:
+    with (
+        caplog.at_level(logging.ERROR, logger="studio.user_errors"),
+        pytest.raises(gr.Error) as raised,
+    ):
         broken()
     assert raised.value.message == SOMETHING_WRONG
     assert "KeyError: 'no such key'" in caplog.text and "Traceback" in caplog.text
