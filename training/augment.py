@@ -1,6 +1,6 @@
 """New problems from old ones: change the numbers of a question, re-solve, rewrite the rationale.
 
-A rationale read into steps (`training.teachers.rule.read_steps`) says how every intermediate
+A rationale read into steps (`training.teachers.steps.read_steps`) says how every intermediate
 result and the answer depend on the numbers of the question. A variant draws new values for the
 question's numbers, recomputes every step exactly and writes a new question and a new GSM8K-style
 rationale (with calculator annotations), from which the rule teacher then writes and verifies
@@ -21,16 +21,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from training.teachers.rule import (
-    ConversionError,
-    Step,
-    answer_steps,
-    compute,
-    format_number,
-    lex,
-    number_text,
-    read_steps,
-)
+from training.teachers.exact import compute, format_number, number_text
+from training.teachers.steps import ConversionError, Step, answer_steps, lex, read_steps
 
 #: Values kept fixed even when the question writes them: they are often unit constants.
 CONSTANTS = frozenset({1, 2, 3, 4, 7, 10, 12, 24, 30, 52, 60, 100, 365, 1000})

@@ -7,7 +7,8 @@ from fractions import Fraction
 import pytest
 
 from training.augment import AugmentError, augment_problems, plan, variants
-from training.teachers.rule import convert, read_steps
+from training.teachers.rule import convert
+from training.teachers.steps import read_steps
 from training.teachers.verify import check
 
 NATALIA = {
