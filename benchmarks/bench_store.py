@@ -143,10 +143,10 @@ def main() -> None:
         )
         deep = stats.by_status["pending"] // 2
         queries: dict[str, Callable[[], object]] = {
-            "pending(limit=50)": lambda: store.pending(limit=50),
-            f"pending(limit=50, offset={deep:,})": lambda: store.pending(limit=50, offset=deep),
-            "pending(annotator=...)": lambda: store.pending(limit=50, annotator="annotator7"),
-            "pending(dataset='svamp')": lambda: store.pending(limit=50, dataset="svamp"),
+            "corrections(limit=50)": lambda: store.corrections(limit=50),
+            f"corrections(offset={deep:,})": lambda: store.corrections(limit=50, offset=deep),
+            "corrections(annotator=...)": lambda: store.corrections(annotator="annotator7"),
+            "corrections(dataset='svamp')": lambda: store.corrections(dataset="svamp"),
             "stats()": store.stats,
             "conflicts()": store.conflicts,
         }

@@ -291,7 +291,7 @@ class Studio:
     def queue(
         self, status: str = "pending", annotator: str | None = None, dataset: str | None = None
     ) -> list[Correction]:
-        return queries.corrections(self.store, status, annotator, dataset)
+        return self.store.corrections(status, annotator, dataset, limit=200)
 
     def export(self, actor: Actor) -> tuple[Path, int]:
         """Export every approved correction; returns a zip of the export folder and the count.

@@ -53,6 +53,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 NOTE_REQUIRED = frozenset({(REJECTED, PENDING), (APPROVED, REJECTED)})
 """Changes that undo an earlier decision and so must say why."""
 
+ALL = "all"
+"""A filter value that keeps every status, annotator or dataset."""
+TYPED_IN = "typed in"
+"""The dataset filter for problems typed into the app (no ``source``)."""
+
 LIVE = (Correction.status.in_((PENDING, APPROVED)), Correction.after_answer.is_not(None))
 """Corrections that take part in conflicts: not rejected or withdrawn, and solved."""
 
@@ -232,31 +237,26 @@ class CorrectionStore(StoreBase):
         query = select(Review).where(Review.correction_id == correction_id).order_by(Review.id)
         return self._run(lambda s: list(s.scalars(query)), write=False)
 
-    def pending(
+    def corrections(
         self,
-        limit: int = 50,
-        offset: int = 0,
+        status: str | None = PENDING,
         annotator: str | None = None,
         dataset: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Correction]:
-        """The review queue: pending corrections, oldest first, optionally of one annotator or
-        one dataset (the problem's ``source``)."""
-        query = with_problems().where(Correction.status == PENDING)
-        if annotator is not None:
-            query = query.where(Correction.annotator == annotator)
-        if dataset is not None:
-            query = query.where(Problem.source == dataset)
-        query = query.order_by(Correction.created_at, Correction.id).limit(limit).offset(offset)
-        return self._run(lambda s: list(s.scalars(query)), write=False)
-
-    def by_annotator(
-        self, annotator: str, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Correction]:
-        """One annotator's corrections, newest first, optionally in one status."""
-        query = with_problems().where(Correction.annotator == annotator)
-        if status is not None:
+        """Corrections with their problems, oldest first: by default the review queue (pending).
+        ``status`` None or ``"all"`` takes every status; ``dataset`` is the problem's ``source``,
+        ``"typed in"`` for questions without one."""
+        query = with_problems()
+        if status not in (None, ALL):
             query = query.where(Correction.status == status)
-        query = query.order_by(Correction.id.desc()).limit(limit).offset(offset)
+        if annotator not in (None, ALL):
+            query = query.where(Correction.annotator == annotator)
+        if dataset not in (None, ALL):
+            typed_in = dataset == TYPED_IN
+            query = query.where(Problem.source.is_(None) if typed_in else Problem.source == dataset)
+        query = query.order_by(Correction.created_at, Correction.id).limit(limit).offset(offset)
         return self._run(lambda s: list(s.scalars(query)), write=False)
 
     def conflicts(self) -> list[Conflict]:

@@ -248,7 +248,7 @@ def test_the_scheduler_backs_up_only_what_changed(store: Store, problem_id: int,
     try:
         wait_for_backups(target, 1)  # the first: nothing is known yet
         store.stats()
-        store.pending()
+        store.corrections()
         time.sleep(0.6)  # six intervals of reads only
         assert len(backups(target)) == 1
 

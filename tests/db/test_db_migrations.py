@@ -94,7 +94,7 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     assert (stats.problems, stats.generations, stats.corrections, stats.exports) == (n, n, n, 1)
     assert stats.by_status["approved"] == stats.by_status["pending"] == n // 2
     assert (stats.promoted, stats.approved_unused) == ("v0", n // 2)
-    queue = store.pending(limit=100)
+    queue = store.corrections(limit=100)
     assert [c.id for c in queue] == list(range(2, n + 1, 2))
     assert queue[0].created_at.isoformat() == "2026-01-02T03:04:05+00:00"
     assert store.get_correction(1).problem.question == "Question 1?"

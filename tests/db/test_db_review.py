@@ -99,7 +99,7 @@ def test_no_approving_a_rejected_then_withdrawn_correction(store: Store, cid: in
     with pytest.raises(ReviewError, match="can no longer change"):
         store.withdraw(cid, "alice")
     assert store.get_correction(cid).status == "withdrawn"
-    assert store.pending() == []
+    assert store.corrections() == []
 
 
 def test_approved_cannot_be_withdrawn(store: Store, cid: int):

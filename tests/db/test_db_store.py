@@ -113,7 +113,7 @@ def test_an_unsolved_correction_can_be_kept_flagged(store: Store, problem_id: in
     )
     assert c.after_error
     assert store.stats().unsolved == 1
-    assert [p.id for p in store.pending()] == [c.id]
+    assert [p.id for p in store.corrections()] == [c.id]
 
 
 def test_bad_correction_input_is_a_clear_error(store: Store, problem_id: int):
@@ -152,23 +152,21 @@ def test_pending_queue_pages_oldest_first_and_filters(store: Store, problem_id: 
         )
     ]
     store.review(made[0].id, "rev", "approved")
-    queue = [c.id for c in store.pending(limit=100)]
+    queue = [c.id for c in store.corrections(limit=100)]  # pending by default
     assert queue == [c.id for c in made[1:]]
-    assert [c.id for c in store.pending(limit=4, offset=4)] == queue[4:8]
-    assert {c.annotator for c in store.pending(annotator="ann")} == {"ann"}
-    assert len(store.pending(annotator="ann")) == 5
-    assert {c.problem.source for c in store.pending(dataset="svamp")} == {"svamp"}
-    assert len(store.pending(annotator="ann", dataset="svamp")) == 3
-    mine = store.by_annotator("ann")
-    assert [c.id for c in mine] == sorted(
-        (c.id for c in made if c.annotator == "ann"), reverse=True
-    )
-    assert [c.id for c in store.by_annotator("ann", status="approved")] == [made[0].id]
+    assert [c.id for c in store.corrections(limit=4, offset=4)] == queue[4:8]
+    assert {c.annotator for c in store.corrections(annotator="ann")} == {"ann"}
+    assert len(store.corrections(annotator="ann")) == 5
+    assert {c.problem.source for c in store.corrections(dataset="svamp")} == {"svamp"}
+    assert len(store.corrections(annotator="ann", dataset="svamp")) == 3
+    mine = store.corrections("all", annotator="ann")
+    assert [c.id for c in mine] == [c.id for c in made if c.annotator == "ann"]
+    assert [c.id for c in store.corrections("approved", annotator="ann")] == [made[0].id]
 
 
 def test_returned_rows_are_readable_from_other_threads(store: Store, problem_id: int):
     store.add_correction("cot", "The answer is 18.", "alice", problem_id)
-    rows = store.pending()
+    rows = store.corrections()
     store.close()
     seen: list[str] = []
     thread = threading.Thread(target=lambda: seen.extend(c.problem.question for c in rows))
