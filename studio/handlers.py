@@ -288,6 +288,14 @@ class Studio:
             raise InputError(f"The note is over {MAX_NOTE_CHARS:,} characters; shorten it.")
         return self.store.review(int(correction_id), actor, DECISIONS.get(decision, decision), note)
 
+    def withdraw(self, actor: Actor, correction_id: int, note: str | None = None) -> Review:
+        """Take back one's own pending or rejected correction (it stays on record; the store
+        checks that ``actor`` wrote it)."""
+        require(actor, "withdraw")
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise InputError(f"The note is over {MAX_NOTE_CHARS:,} characters; shorten it.")
+        return self.store.withdraw(int(correction_id), actor, note)
+
     def queue(
         self, status: str = "pending", annotator: str | None = None, dataset: str | None = None
     ) -> list[Correction]:

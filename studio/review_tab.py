@@ -57,6 +57,7 @@ def review_tab_contents(
         prev_btn = gr.Button("◀ Previous", elem_id="prev-btn")
         approve_btn = gr.Button("Approve", variant="primary", elem_id="approve-btn")
         reject_btn = gr.Button("Reject", variant="stop", elem_id="reject-btn")
+        withdraw_btn = gr.Button("Withdraw (my own)", elem_id="withdraw-btn")
         next_btn = gr.Button("Next ▶", elem_id="next-btn")
     gr.HTML(render.KEYS_HELP)
     review_msg = gr.HTML(elem_id="review-msg")
@@ -70,6 +71,7 @@ def review_tab_contents(
         audit_btn = gr.Button("Show the latest changes", elem_id="audit-btn")
         audit_table = gr.Dataframe(headers=audit_log.COLUMNS, interactive=False, elem_id="audit")
     gated["review"] = [approve_btn, reject_btn, note]
+    gated["withdraw"] = [withdraw_btn]
     gated["export"] = [export_btn, export_file]
     gated["view_audit"] = [audit_box]
 
@@ -181,8 +183,12 @@ def review_tab_contents(
                 return [render.message("Nothing to review here.", "info"), text,
                         *refresh(*current, index)]  # fmt: skip
             cid = ids[max(0, min(index, len(ids) - 1))]
+            actor = studio.actor(request)
             try:
-                review = studio.review(studio.actor(request), cid, decision, text)
+                if decision == "withdraw":
+                    review = studio.withdraw(actor, cid, text)
+                else:
+                    review = studio.review(actor, cid, decision, text)
             except Exception as exc:
                 return [render.message(said(exc), "error"), text, *refresh(*current, index)]
             done = render.message(
@@ -192,7 +198,11 @@ def review_tab_contents(
 
         return run
 
-    for button, decision in ((approve_btn, "approve"), (reject_btn, "reject")):
+    for button, decision in (
+        (approve_btn, "approve"),
+        (reject_btn, "reject"),
+        (withdraw_btn, "withdraw"),
+    ):
         button.click(
             decide(decision),
             [review_ids, review_index, note, *filters],

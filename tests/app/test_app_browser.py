@@ -208,6 +208,7 @@ def test_sign_in_shows_what_the_role_may_do(with_accounts: Served, shots: Path) 
         page.wait_for_selector("#who:has-text('Signed in as rev (reviewer)')")
         tab(page, "Review & data")
         expect(page.locator("#approve-btn")).to_be_visible()
+        expect(page.locator("#withdraw-btn")).to_be_visible()  # a reviewer annotates too
         expect(page.locator("#export-btn")).to_be_hidden()
         tab(page, "Active learning")
         expect(page.locator("#rank-btn")).to_be_hidden()

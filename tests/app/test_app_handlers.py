@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from db import StoreError
+from db import ReviewError, StoreError
 from db.access import Actor, PermissionDenied, Role
 from eotd.prompts import THOUGHTS
 from eotd.student import ThoughtResult
@@ -222,6 +222,18 @@ def test_queue_filters_and_statistics(studio: Studio) -> None:
     ]  # fmt: skip
     with pytest.raises(PermissionDenied, match="needs the reviewer role"):
         studio.review(ANN, second.id, "approve")
+
+
+def test_annotators_withdraw_only_their_own_corrections(studio: Studio) -> None:
+    problem = studio.store.add_problem("I have 2 cats and 3 dogs. How many pets?")
+    mine = studio.save_correction(ANN, problem.id, "cot", "2 + 3 = 5. The answer is 5.")
+    with pytest.raises(PermissionDenied, match="needs the annotator role"):
+        studio.withdraw(VISITOR, mine.id)
+    with pytest.raises(ReviewError, match="only ann, who wrote correction"):
+        studio.withdraw(BOB, mine.id)
+    review = studio.withdraw(ANN, mine.id, "a better one follows")
+    assert (review.decision, review.note) == ("withdrawn", "a better one follows")
+    assert [c.id for c in studio.queue("withdrawn")] == [mine.id] and studio.queue() == []
 
 
 def test_export_refuses_until_something_is_approved(tmp_path: Path, tiny_student, eval_sets):
