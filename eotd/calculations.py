@@ -16,11 +16,20 @@ from dataclasses import dataclass
 
 from eotd.answers import same_answer
 
-_OPERAND = r"\$?\d[\d,]*(?:\.\d+)?%?"
+# A number as prose writes it: "$1,200.50", "20%", "48"; thousands commas only in groups of three.
+_NUMBER = r"\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?"
+_OPERAND = rf"-?{_NUMBER}"  # a leading minus belongs to the number
 _OPERATOR = r"[-+*/x\u00d7\u00f7]"
-# "16 x 3 = 48", "$2 * 192 = $384", "20% x 50 = 10"
-_CALCULATION = re.compile(rf"({_OPERAND}(?:\s*{_OPERATOR}\s*{_OPERAND})+)\s*=\s*({_OPERAND})")
-_TOKEN = re.compile(rf"{_OPERAND}|{_OPERATOR}")
+# "16 x 3 = 48", "$2 * 192 = $384", "20% x 50 = 10", "3 - 5 = -2", of at most MAX_TERMS terms
+# (a longer chain is not checked; the cap also keeps matching linear in the text's length).
+MAX_TERMS = 12
+_CALCULATION = re.compile(
+    rf"(?<![\w.:,$-])(?<![-+*/\u00d7\u00f7]\s)"  # not inside a word, a time, a number, a chain
+    rf"({_OPERAND}(?:\s*{_OPERATOR}\s*{_NUMBER}){{1,{MAX_TERMS - 1}}})\s*=\s*({_OPERAND})"
+    rf"(?![\w.,:]\d)"
+)
+_STEP = re.compile(rf"\s*({_OPERATOR})\s*({_NUMBER})")  # an operator and the number after it
+_ALONE = re.compile(rf"-?{_NUMBER}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,7 @@ class Calculation:
     operators: tuple[str, ...]
     written: float
     decimals: int  # of the written result: "3.33" is right for 10 / 3
+    percent: bool = False  # only the result is a percentage: "100 - 20 = 80%"
 
 
 def _number(text: str) -> float:
@@ -42,13 +52,21 @@ def calculations(text: str) -> list[Calculation]:
     """Every calculation written in ``text``, in order."""
     found = []
     for expression, result in _CALCULATION.findall(text):
-        tokens = _TOKEN.findall(expression)
+        first = _ALONE.match(expression)
+        assert first is not None  # the pattern starts with an operand
+        operands, operators = [_number(first.group())], []
+        for op, operand in re.findall(
+            rf"\s*({_OPERATOR})\s*({_NUMBER})", expression[first.end() :]
+        ):
+            operators.append(op)
+            operands.append(_number(operand))
         found.append(
             Calculation(
-                tuple(_number(t) for t in tokens[::2]),
-                tuple(tokens[1::2]),
+                tuple(operands),
+                tuple(operators),
                 _number(result),
                 len(result.rstrip("%").partition(".")[2]),
+                result.endswith("%") and "%" not in expression,
             )
         )
     return found
@@ -71,7 +89,11 @@ def evaluate(operands: Sequence[float], operators: Sequence[str]) -> float | Non
 
 
 def _right(c: Calculation, value: float) -> bool:
-    return same_answer(round(value, c.decimals), c.written)
+    """Whether ``value`` is what ``c`` wrote, rounded half up to the decimals written (a result
+    written as a bare percentage, "80%" for 100 - 20, counts in percent)."""
+    tolerance = 0.5 * 10.0**-c.decimals + 1e-9
+    written = [c.written, c.written * 100] if c.percent else [c.written]
+    return any(abs(value - w) <= tolerance or same_answer(value, w) for w in written)
 
 
 def calculations_check(text: str) -> bool:
@@ -84,19 +106,27 @@ def calculations_check(text: str) -> bool:
     )
 
 
-def redo(text: str, answer: float | None) -> float | None:
+def redo(text: str, answer: float | None, given: Sequence[float] = ()) -> float | None:
     """The answer ``text`` reaches when its calculations are redone: each wrong result is
-    replaced by the right one, in the calculations that follow too; ``answer`` (the stated one)
-    follows the result it repeats. Unchanged when the text's arithmetic holds."""
+    replaced by the right one in the calculations that follow, and ``answer`` (the stated one)
+    follows the result it repeats. Numbers in ``given`` (the question's) are never replaced, and a
+    result computed right again stops being replaced. Unchanged when the text's arithmetic
+    holds."""
     if answer is None:
         return None
-    fixed: list[tuple[float, float]] = []  # (written wrong result, right result)
+    fixed: dict[float, float] = {}  # a written wrong result -> its right value, latest first
 
     def corrected(x: float) -> float:
-        return next((right for wrong, right in fixed if same_answer(x, wrong)), x)
+        if any(same_answer(x, g) for g in given):
+            return x
+        return next((right for wrong, right in fixed.items() if same_answer(x, wrong)), x)
 
     for c in calculations(text):
         value = evaluate([corrected(x) for x in c.operands], c.operators)
-        if value is not None and not _right(c, value):
-            fixed.append((c.written, value))
+        if value is None:
+            continue
+        for wrong in [w for w in fixed if same_answer(w, c.written)]:
+            del fixed[wrong]  # the latest calculation that wrote this number decides
+        if not _right(c, value):
+            fixed[c.written] = value
     return corrected(answer)

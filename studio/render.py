@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from eotd.calculations import redo
+from db.store.corrections import TYPED_IN
+from eotd.verifier import answer_of
 from studio.solving import WRITING, SolveState, ThoughtView, Verdict
 
 NAMES = {"cot": "CoT", "pot": "PoT", "eot": "EoT"}
@@ -109,7 +110,7 @@ def thought_panel(view: ThoughtView | None) -> str:
         parts.append(f"<div><code>ans</code> = <b>{escape(num(view.answer))}</b></div>")
     else:
         parts.append(f"<div>extracted answer: <b>{escape(num(view.answer))}</b></div>")
-        redone = redo(view.text, view.answer)
+        redone = answer_of(view)
         if redone != view.answer:
             parts.append(
                 f'<div class="wrong">its arithmetic slips; redone it gives <b>{escape(num(redone))}'
@@ -194,7 +195,7 @@ def correction_card(correction: Any, reviews: Sequence[Any], position: str = "")
     return (
         f'<div class="panel"><b>Correction #{c.id}</b> {escape(position)} · '
         f"{escape(NAMES.get(c.thought, c.thought))} by {escape(c.annotator)} · "
-        f"status <b>{escape(c.status)}</b> · dataset {escape(problem.source or 'typed in')} · "
+        f"status <b>{escape(c.status)}</b> · dataset {escape(problem.source or TYPED_IN)} · "
         f"{escape(gold)}<pre>{escape(problem.question)}</pre>"
         f"{diff_html(c.original_text, c.corrected_text)}"
         f"<div>solver before: {escape(before)}</div>"

@@ -20,6 +20,11 @@ from eotd.calculations import calculations, calculations_check, redo
         ("3 / 0 = 5", True),  # nothing to check, not a failure
         ("No calculation at all. The answer is 4.", True),
         ("% She sells 16 - 4 = 13 eggs\neggs = 16 - 4\nans = eggs", False),  # an EoT's comment
+        ("-3 + 5 = 2 and 3 - 5 = -2", True),  # negative operands and results
+        ("5 / 2 = 3 and 2.5 x 0.25 = 0.63", True),  # rounded half up
+        ("100 - 20 = 80% and 0.2 x 100 = 20%", True),  # a result written in percent
+        ("x1 + 2 = 5, at 11:30 - 2 = 9, 1e3 + 1 = 1001, 1,2 + 3 = 6", True),  # not calculations
+        (" + ".join(["1"] * 20) + " = 20", True),  # too long a chain to check: not half of it
     ],
 )
 def test_written_calculations_are_checked(text: str, checks: bool) -> None:
@@ -39,6 +44,15 @@ def test_a_slip_is_redone_and_carried_to_the_answer() -> None:
     # A wrong step early is carried into the steps that used its result.
     text = "Five weigh 800*5 = 3000. Barney weighs 1500+3000 = 4500. Together 4500+3000 = 7500."
     assert redo(text, 7500.0) == 9500.0
+
+
+def test_only_numbers_that_repeat_a_slip_are_redone() -> None:
+    # 13 is computed right again, so the answer that repeats it stays.
+    assert redo("3 x 4 = 13. 10 + 3 = 13. The answer is 13.", 13.0) == 13.0
+    # The question's own 13 is not the slipped one.
+    assert redo("3 x 4 = 13. She had 13 and 13 + 2 = 15.", 15.0, given=[13.0]) == 15.0
+    # A negative slip is carried on.
+    assert redo("3 - 5 = -3. Then -3 + 10 = 7.", 7.0) == 8.0
 
 
 def test_right_arithmetic_and_unused_slips_leave_the_answer_alone() -> None:
