@@ -89,7 +89,9 @@ class CT2Engine:
         teacher-forced pass: CTranslate2's ``score_batch`` (batches sorted by length)."""
         pairs = continuation_ids(self.tokenizer, prompts, texts, ended)
         results = self.generator.score_batch(
-            [self.tokenizer.convert_ids_to_tokens(p + t) for p, t in pairs], max_batch_size=32
+            [self.tokenizer.convert_ids_to_tokens(p + t) for p, t in pairs],
+            max_batch_size=32,
+            max_input_length=0,  # never truncate (CTranslate2 cuts at 1,024 tokens by default)
         )
         # log_probs[i] is the log-probability of token i + 1 given those before it.
         return [mean(r.log_probs[len(p) - 1 :]) for r, (p, _) in zip(results, pairs, strict=True)]

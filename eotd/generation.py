@@ -136,8 +136,11 @@ class Engine(Protocol):
 def continuation_ids(
     tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], ended: Sequence[bool]
 ) -> list[tuple[list[int], list[int]]]:
-    """Each prompt's token ids and its text's (tokenized apart, as generation wrote them), with
-    the end token after a text that ``ended``: what an engine's ``score`` reads."""
+    """Each prompt's token ids and its text's (tokenized apart, as generation appends them), with
+    the end token after a text that ``ended``: what an engine's ``score`` reads. Saved texts are
+    decoded and stripped, so a re-tokenized text can differ from the generated tokens by leading
+    whitespace, and a row cut at a stop string is scored as if it had ended there: the score is
+    the generation's mean log-probability to about 1e-3 on most rows, not exactly."""
     if not len(prompts) == len(texts) == len(ended):
         raise ValueError("score needs one text and one ended flag per prompt")
     prompt_ids = tokenizer(list(prompts))["input_ids"]

@@ -123,8 +123,10 @@ class TorchEngine:
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
             device = self.loaded.device
             logits = self.loaded.model(input_ids=ids.to(device), attention_mask=mask.to(device))
-            logp = torch.log_softmax(logits.logits[:, :-1].float(), dim=-1)
-            chosen = logp.gather(2, ids[:, 1:, None].to(device))[..., 0].cpu()
+            # log p(token) = its logit - logsumexp over the vocabulary, without a full softmax
+            scores = logits.logits[:, :-1].float()
+            picked = scores.gather(2, ids[:, 1:, None].to(device))[..., 0]
+            chosen = (picked - torch.logsumexp(scores, dim=-1)).cpu()
             for row, i in enumerate(chunk):
                 first = len(pairs[i][0]) - 1  # predicts the text's first token
                 out[i] = mean(chosen[row, first : len(seqs[row]) - 1].tolist())
