@@ -9,6 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from db import audit as audit_log
+from db.store.corrections import TYPED_IN
 from studio import render
 from studio.handlers import Studio
 from studio.queries import filter_choices
@@ -27,7 +28,7 @@ def _queue_frame(corrections: list) -> pd.DataFrame:
             c.thought,
             c.annotator,
             c.status,
-            c.problem.source or "typed in",
+            c.problem.source or TYPED_IN,
             render.num(c.after_answer),
             render.num(c.problem.gold_answer),
             c.problem.question[:100],

@@ -246,14 +246,14 @@ class CorrectionStore(StoreBase):
         offset: int = 0,
     ) -> list[Correction]:
         """Corrections with their problems, oldest first: by default the review queue (pending).
-        ``status`` None or ``"all"`` takes every status; ``dataset`` is the problem's ``source``,
-        ``"typed in"`` for questions without one."""
+        A filter that is None, empty or ``"all"`` keeps everything; ``dataset`` is the problem's
+        ``source``, ``"typed in"`` for questions without one."""
         query = with_problems()
-        if status not in (None, ALL):
+        if status and status != ALL:
             query = query.where(Correction.status == status)
-        if annotator not in (None, ALL):
+        if annotator and annotator != ALL:
             query = query.where(Correction.annotator == annotator)
-        if dataset not in (None, ALL):
+        if dataset and dataset != ALL:
             typed_in = dataset == TYPED_IN
             query = query.where(Problem.source.is_(None) if typed_in else Problem.source == dataset)
         query = query.order_by(Correction.created_at, Correction.id).limit(limit).offset(offset)
