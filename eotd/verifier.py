@@ -132,11 +132,10 @@ def _steps(t: Thought) -> list[float]:
     return list(t.values.values())
 
 
-def answer_of(t: Thought, given: Sequence[float] = ()) -> float | None:
+def answer_of(t: Thought) -> float | None:
     """The answer a thought gives the selector: a CoT's with its arithmetic redone
-    (``eotd.calculations.redo``; ``given``: the question's numbers), a program's or equations'
-    as they ran."""
-    return redo(t.text, t.answer, given) if t.thought == "cot" else t.answer
+    (``eotd.calculations.redo``), a program's or equations' as they ran."""
+    return redo(t.text, t.answer) if t.thought == "cot" else t.answer
 
 
 def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
@@ -148,7 +147,7 @@ def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
     steps = [
         [s for s in _steps(t) if not _contains(given, s)] for t in thoughts
     ]  # what each thought worked out (restated givens are no evidence)
-    answers = [answer_of(t, given) for t in thoughts]
+    answers = [answer_of(t) for t in thoughts]
     groups: list[tuple[float, list[int]]] = []
     for i, answer in enumerate(answers):
         if answer is None or not math.isfinite(answer):

@@ -49,8 +49,8 @@ def test_a_slip_is_redone_and_carried_to_the_answer() -> None:
 def test_only_numbers_that_repeat_a_slip_are_redone() -> None:
     # 13 is computed right again, so the answer that repeats it stays.
     assert redo("3 x 4 = 13. 10 + 3 = 13. The answer is 13.", 13.0) == 13.0
-    # The question's own 13 is not the slipped one.
-    assert redo("3 x 4 = 13. She had 13 and 13 + 2 = 15.", 15.0, given=[13.0]) == 15.0
+    # A slip that writes a number of the question as its result is redone all the same.
+    assert redo("Sydney has 300/15 = 20. Together 20+300 = 300. The answer is 300.", 300) == 320
     # A negative slip is carried on.
     assert redo("3 - 5 = -3. Then -3 + 10 = 7.", 7.0) == 8.0
 
