@@ -128,7 +128,7 @@ def test_with_accounts_an_anonymous_client_gets_nothing(accounts_app: App) -> No
 
 @pytest.mark.parametrize(
     ("name", "may_change"),
-    [("ann", {"Correction", "AuditEntry", "statuses"}),
+    [("ann", {"Correction", "Review", "AuditEntry", "statuses"}),  # withdrawing is a review
      ("rev", {"Correction", "Review", "AuditEntry", "statuses"})],
 )  # fmt: skip
 def test_signed_in_raw_calls_stay_within_the_role(
@@ -136,6 +136,7 @@ def test_signed_in_raw_calls_stay_within_the_role(
 ) -> None:
     store = accounts_app.studio.store
     before = snapshot(store)
+    before_withdrawn = {c.id for c in store.corrections("withdrawn", limit=1000)}
     results = RawClient.signed_in(accounts_app.url, name, PASSWORDS[name]).sweep(OVERRIDES)
     refused = " ".join(str(r) for r in results)
     assert "needs the admin role" in refused  # export, rank, serve, promote, audit were tried
@@ -144,9 +145,12 @@ def test_signed_in_raw_calls_stay_within_the_role(
     changed = {key for key in before if before[key] != after[key]}
     assert changed <= may_change, changed
     actions = {e.action for e in store.audit_log(1000) if e.user_name == name}
-    allowed = {"ann": {"correction.save"}, "rev": {"correction.save", "correction.approved",
-               "correction.rejected", "correction.pending"}}[name]  # fmt: skip
+    allowed = {"ann": {"correction.save", "correction.withdrawn"},
+               "rev": {"correction.save", "correction.withdrawn", "correction.approved",
+                       "correction.rejected", "correction.pending"}}[name]  # fmt: skip
     assert actions <= allowed
+    withdrawn = store.corrections("withdrawn", limit=1000)
+    assert all(c.annotator == name for c in withdrawn if c.id not in before_withdrawn)
 
 
 def test_named_endpoints_follow_roles_and_audit_each_change(accounts_app: App) -> None:
