@@ -92,6 +92,7 @@ def public_app(tmp_path_factory, tiny_student, eval_sets) -> Iterator[App]:
     yield from serve(tmp_path_factory.mktemp("public"), tiny_student, eval_sets, Mode.PUBLIC)
 
 
+@pytest.mark.stress
 def test_anonymous_raw_calls_of_every_event_change_nothing(public_app: App) -> None:
     store = public_app.studio.store
     before = snapshot(store)
@@ -126,6 +127,7 @@ def test_with_accounts_an_anonymous_client_gets_nothing(accounts_app: App) -> No
     assert snapshot(accounts_app.studio.store) == before
 
 
+@pytest.mark.stress
 @pytest.mark.parametrize(
     ("name", "may_change"),
     [("ann", {"Correction", "Review", "AuditEntry", "statuses"}),  # withdrawing is a review
@@ -224,6 +226,7 @@ def test_roles_are_checked_in_the_handlers(studio: Studio, tmp_path: Path) -> No
     assert snapshot(studio.store) == before
 
 
+@pytest.mark.stress
 def test_an_endless_program_is_not_stored_unless_kept_unsolved(studio: Studio) -> None:
     problem_id = studio.store.add_problem(SVAMP_1, 51).id
     ann = Actor("a", Role.ANNOTATOR)

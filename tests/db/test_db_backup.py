@@ -376,6 +376,7 @@ if how != "exit":
 """
 
 
+@pytest.mark.stress
 @pytest.mark.parametrize(
     ("how", "returncode"),
     [

@@ -44,6 +44,7 @@ def count(store: Store, model: type) -> int:
         return connection.scalar(select(func.count()).select_from(model))
 
 
+@pytest.mark.stress
 def test_threads_and_processes_writing_at_once_lose_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

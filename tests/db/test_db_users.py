@@ -50,6 +50,7 @@ def test_sign_in_roles_and_disabling(store: Store) -> None:
     assert accounts.add_user(store, "carol", "annotator", provider="hf").password_hash is None
 
 
+@pytest.mark.stress
 def test_the_cli_adds_lists_changes_and_disables(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "cli.sqlite3")
 

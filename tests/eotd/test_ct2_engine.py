@@ -136,6 +136,7 @@ def test_ct2_samples_k_per_thought(trained: Path) -> None:
     assert solution.answer == 7
 
 
+@pytest.mark.stress
 def test_conversion_is_cached_per_model_and_redone_when_it_changes(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -541,6 +541,7 @@ def test_pool_settings_come_from_the_environment(monkeypatch):
 # The pool's limits. --------------------------------------------------------------------------
 
 
+@pytest.mark.stress
 def test_a_full_pool_answers_busy_and_frees_its_worker_at_the_timeout():
     pool = SandboxPool(1, wait=0.3)
     try:
@@ -623,6 +624,7 @@ def test_a_forked_child_gets_its_own_pool_and_leaves_the_parents_alone():
     assert run_in_sandbox(echo, "parent").value == "parent"
 
 
+@pytest.mark.stress
 def test_workers_exit_when_their_parent_is_killed():
     # one worker idle (exits when its socket closes), one busy in an endless loop (its CPU
     # limit, a little past the call's timeout, ends it: nobody is left to kill it)

@@ -71,6 +71,7 @@ def test_requests_follow_the_protocol_and_targets_are_extracted(tmp_path):
     assert stats.requests == 6 and stats.prompt_tokens == 600 and stats.completion_tokens == 120
 
 
+@pytest.mark.stress
 def test_429_500_malformed_and_slow_responses_are_retried_until_they_succeed(tmp_path):
     with FakeOpenAI(ANSWERS) as server:
         server.faults.extend(["429", "500", "malformed", "slow"])

@@ -92,6 +92,7 @@ def test_a_version_that_loses_held_out_accuracy_is_kept_but_not_promoted():
     assert promote and "gsm8k -0.5" in reason
 
 
+@pytest.mark.stress
 def test_retrain_from_an_export_evaluating_on_ct2(setup, tmp_path, monkeypatch):
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     store, base, held_out = setup

@@ -118,6 +118,7 @@ def test_missing_data_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
         _train(tiny, tmp_path / "nowhere", tmp_path / "run")
 
 
+@pytest.mark.stress
 def test_lr_by_time_warms_up_and_decays_within_the_time_budget(
     tiny: Path, data: Path, tmp_path: Path
 ) -> None:
