@@ -6,9 +6,10 @@ The data builder keeps a validation slice of GSM8K train out of the student's tr
 (``training.datasets.train_validation``); those problems, less any that also occur in an
 evaluation set, are the held-out pool. ``--variants N`` adds up to N number-changed variants of each
 (``training.augment``): new problems with their own gold answers, on which the student's thoughts
-scatter differently, so the selector sees several times as many candidates. A variant stays with
-its original in cross-validation (``origin_id``). Writes uniform JSONL for ``training.evaluate``
-and the config beside it.
+scatter differently, so the selector sees several times as many candidates. A variant's id is
+its original's with ``-augN`` added, which keeps the two in one cross-validation fold
+(``training.fit_selector.origin``). Writes uniform JSONL for ``training.evaluate`` and the config
+beside it.
 """
 
 from __future__ import annotations

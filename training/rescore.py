@@ -10,7 +10,8 @@ sandbox), and writes ``metrics.json`` and ``results.md`` like an evaluation (thr
 unknown there, so it is left out). With ``--logprobs true`` the student (``model`` +
 ``adapter`` on ``engine``) first reads every saved thought that has no mean log-probability
 (runs older than that field) in one teacher-forced pass, far cheaper than writing it again, and
-the predictions are written to ``output_dir`` with it.
+the predictions are written to ``output_dir`` with it (over the originals when that is the
+predictions folder itself: only the new field is added).
 """
 
 from __future__ import annotations
