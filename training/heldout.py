@@ -37,8 +37,9 @@ class HeldoutConfig:
     out: str = "runs/heldout.jsonl"
     train_data: str = "gsm8k"  # the data builder's training pool (vendored name or JSONL path)
     validation_size: int = VALIDATION_SIZE  # as the student's data was built
-    seed: int = VALIDATION_SEED
+    seed: int = VALIDATION_SEED  # the data builder's: another seed slices out trained problems
     variants: int = 0  # number-changed variants per problem (training.augment)
+    variant_seed: int = 0  # draws the variants' numbers (another seed, other variants)
 
 
 def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -48,7 +49,9 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
     kept = [dict(p) for p in validation if normalize_question(p["question"]) not in tests]
     for p in kept:
         p["origin_id"] = p["id"]
-    made, stats = augment_problems(kept, cfg.variants, cfg.seed) if cfg.variants else ([], {})
+    made, stats = (
+        augment_problems(kept, cfg.variants, cfg.variant_seed) if cfg.variants else ([], {})
+    )
     made = [p for p in made if normalize_question(p["question"]) not in tests]
     counts = {
         "validation": len(validation),

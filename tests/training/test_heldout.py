@@ -39,3 +39,14 @@ def test_evaluation_questions_never_reach_the_fitting_problems(
     assert all(r.get("origin_id") != validation[0]["id"] for r in rows)
     assert len({r["origin_id"] for r in rows}) == 199
     assert (tmp_path / "heldout_config.yaml").read_text().startswith("out: ")
+
+
+def test_another_variant_seed_draws_other_variants_of_the_same_problems() -> None:
+    first, _ = heldout_problems(HeldoutConfig(variants=1))
+    second, _ = heldout_problems(HeldoutConfig(variants=1, variant_seed=1))
+    originals = [[p["id"] for p in rows if p["id"] == p["origin_id"]] for rows in (first, second)]
+    assert originals[0] == originals[1]  # the slice never moves: it is what the student skipped
+    questions = [
+        {p["question"] for p in rows if p["id"] != p["origin_id"]} for rows in (first, second)
+    ]
+    assert questions[0] != questions[1]
