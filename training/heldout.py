@@ -1,13 +1,14 @@
 """Write the problems an answer selector may be fitted on: never trained on, never a test set.
 
-    python -m training.heldout --variants 2 --out runs/heldout.jsonl
+    python -m training.heldout --variants 2 --variant_seeds 0,1 --out runs/heldout.jsonl
 
 The data builder keeps a validation slice of GSM8K train out of the student's training
 (``training.datasets.train_validation``); those problems, less any that also occur in an
 evaluation set, are the held-out pool. ``--variants N`` adds up to N number-changed variants of each
 (``training.augment``): new problems with their own gold answers, on which the student's thoughts
-scatter differently, so the selector sees several times as many candidates. A variant's id is
-its original's with ``-augN`` added, which keeps the two in one cross-validation fold
+scatter differently, so the selector sees several times as many candidates; ``--variant_seeds
+0,1`` draws more, keeping only new questions. A variant's id is its original's with ``-augN``
+added, which keeps the two in one cross-validation fold
 (``training.fit_selector.origin``). Writes uniform JSONL for ``training.evaluate`` and the config
 beside it.
 """
@@ -15,7 +16,7 @@ beside it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ class HeldoutConfig:
     train_data: str = "gsm8k"  # the data builder's training pool (vendored name or JSONL path)
     validation_size: int = VALIDATION_SIZE  # as the student's data was built
     seed: int = VALIDATION_SEED  # the data builder's: another seed slices out trained problems
-    variants: int = 0  # number-changed variants per problem (training.augment)
-    variant_seed: int = 0  # draws the variants' numbers (another seed, other variants)
+    variants: int = 0  # number-changed variants per problem and seed (training.augment)
+    # seeds drawing the variants' numbers; a later seed adds only variants not made before
+    variant_seeds: list[int] = field(default_factory=lambda: [0])
 
 
 def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -49,10 +51,20 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
     kept = [dict(p) for p in validation if normalize_question(p["question"]) not in tests]
     for p in kept:
         p["origin_id"] = p["id"]
-    made, stats = (
-        augment_problems(kept, cfg.variants, cfg.variant_seed) if cfg.variants else ([], {})
-    )
-    made = [p for p in made if normalize_question(p["question"]) not in tests]
+    made: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
+    seen = tests | {normalize_question(p["question"]) for p in kept}
+    ids = {p["id"] for p in kept}
+    for index, seed in enumerate(cfg.variant_seeds if cfg.variants else []):
+        drawn, stats[f"seed {seed}"] = augment_problems(kept, cfg.variants, seed)
+        for p in drawn:
+            if normalize_question(p["question"]) in seen:
+                continue
+            if p["id"] in ids:  # ID-augN again: ID-aug{index}N, still a variant of ID
+                p["id"] = p["id"].replace("-aug", f"-aug{index}")
+            seen.add(normalize_question(p["question"]))
+            ids.add(p["id"])
+            made.append(p)
     counts = {
         "validation": len(validation),
         "in_evaluation_sets": len(validation) - len(kept),

@@ -41,12 +41,13 @@ def test_evaluation_questions_never_reach_the_fitting_problems(
     assert (tmp_path / "heldout_config.yaml").read_text().startswith("out: ")
 
 
-def test_another_variant_seed_draws_other_variants_of_the_same_problems() -> None:
+def test_more_variant_seeds_add_only_new_variants_of_the_same_problems() -> None:
     first, _ = heldout_problems(HeldoutConfig(variants=1))
-    second, _ = heldout_problems(HeldoutConfig(variants=1, variant_seed=1))
-    originals = [[p["id"] for p in rows if p["id"] == p["origin_id"]] for rows in (first, second)]
+    both, _ = heldout_problems(HeldoutConfig(variants=1, variant_seeds=[0, 1]))
+    originals = [[p["id"] for p in rows if p["id"] == p["origin_id"]] for rows in (first, both)]
     assert originals[0] == originals[1]  # the slice never moves: it is what the student skipped
-    questions = [
-        {p["question"] for p in rows if p["id"] != p["origin_id"]} for rows in (first, second)
-    ]
-    assert questions[0] != questions[1]
+    assert both[: len(first)] == first  # the first seed's variants come first, unchanged
+    added = both[len(first) :]
+    assert added and not {p["question"] for p in added} & {p["question"] for p in first}
+    assert len({p["id"] for p in both}) == len(both)  # clashing ids were renumbered
+    assert all(origin(p["id"]) == p["origin_id"] for p in added)
