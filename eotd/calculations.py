@@ -24,9 +24,10 @@ _OPERATOR = r"[-+*/x\u00d7\u00f7]"
 # (a longer chain is not checked; the cap also keeps matching linear in the text's length).
 MAX_TERMS = 12
 _CALCULATION = re.compile(
-    rf"(?<![\w.:,$-])(?<![-+*/\u00d7\u00f7]\s)"  # not inside a word, a time, a number, a chain
+    # not inside a word, a time, a number or a longer chain ("90 hours x 1/3": not "1/3")
+    rf"(?<![\w.:,$-])(?<![-+*/\u00d7\u00f7]\s)(?<![\s(]x\s)(?<![\s(]X\s)"
     rf"({_OPERAND}(?:\s*{_OPERATOR}\s*{_NUMBER}){{1,{MAX_TERMS - 1}}})\s*=\s*({_OPERAND})"
-    rf"(?![\w.,:]\d)"
+    rf"(?!\d)(?![\w.,:]\d)"  # the whole result: not "12" of "12,5" or "12:30"
 )
 _STEP = re.compile(rf"\s*({_OPERATOR})\s*({_NUMBER})")  # an operator and the number after it
 _ALONE = re.compile(rf"-?{_NUMBER}")
@@ -38,9 +39,10 @@ class Calculation:
 
     operands: tuple[float, ...]
     operators: tuple[str, ...]
-    written: float
+    written: float  # the result as a number: "80%" is 0.8
     decimals: int  # of the written result: "3.33" is right for 10 / 3
-    percent: bool = False  # only the result is a percentage: "100 - 20 = 80%"
+    percent: bool = False  # the result is written in percent
+    bare_percent: bool = False  # ... and the operands are not: "100 - 20 = 80%"
 
 
 def _number(text: str) -> float:
@@ -55,9 +57,7 @@ def calculations(text: str) -> list[Calculation]:
         first = _ALONE.match(expression)
         assert first is not None  # the pattern starts with an operand
         operands, operators = [_number(first.group())], []
-        for op, operand in re.findall(
-            rf"\s*({_OPERATOR})\s*({_NUMBER})", expression[first.end() :]
-        ):
+        for op, operand in _STEP.findall(expression, first.end()):
             operators.append(op)
             operands.append(_number(operand))
         found.append(
@@ -66,6 +66,7 @@ def calculations(text: str) -> list[Calculation]:
                 tuple(operators),
                 _number(result),
                 len(result.rstrip("%").partition(".")[2]),
+                result.endswith("%"),
                 result.endswith("%") and "%" not in expression,
             )
         )
@@ -89,11 +90,18 @@ def evaluate(operands: Sequence[float], operators: Sequence[str]) -> float | Non
 
 
 def _right(c: Calculation, value: float) -> bool:
-    """Whether ``value`` is what ``c`` wrote, rounded half up to the decimals written (a result
-    written as a bare percentage, "80%" for 100 - 20, counts in percent)."""
+    """Whether ``value`` is what ``c`` wrote, to the nearest unit of the last decimal written
+    ("3.33" for 10 / 3). A result in percent is compared in percent; a bare one ("100 - 20 =
+    80%") may be the value itself or the value as a percentage ("0.2 x 100 = 20%")."""
     tolerance = 0.5 * 10.0**-c.decimals + 1e-9
-    written = [c.written, c.written * 100] if c.percent else [c.written]
-    return any(abs(value - w) <= tolerance or same_answer(value, w) for w in written)
+    shown = c.written * 100 if c.percent else c.written  # the number as written: 80 for "80%"
+    if not c.percent:
+        options = [value]
+    elif c.bare_percent:
+        options = [value, value * 100]
+    else:
+        options = [value * 100]
+    return any(abs(v - shown) <= tolerance or same_answer(v, shown) for v in options)
 
 
 def calculations_check(text: str) -> bool:
@@ -126,6 +134,6 @@ def redo(text: str, answer: float | None) -> float | None:
             continue
         for wrong in [w for w in fixed if same_answer(w, c.written)]:
             del fixed[wrong]  # the latest calculation that wrote this number decides
-        if not _right(c, value):
+        if not _right(c, value) and not c.percent:  # a percentage's unit is ambiguous
             fixed[c.written] = value
     return corrected(answer)

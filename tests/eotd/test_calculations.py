@@ -21,10 +21,15 @@ from eotd.calculations import calculations, calculations_check, redo
         ("No calculation at all. The answer is 4.", True),
         ("% She sells 16 - 4 = 13 eggs\neggs = 16 - 4\nans = eggs", False),  # an EoT's comment
         ("-3 + 5 = 2 and 3 - 5 = -2", True),  # negative operands and results
-        ("5 / 2 = 3 and 2.5 x 0.25 = 0.63", True),  # rounded half up
+        ("5 / 2 = 3 and 2.5 x 0.25 = 0.63", True),  # rounded to the decimals written
         ("100 - 20 = 80% and 0.2 x 100 = 20%", True),  # a result written in percent
         ("x1 + 2 = 5, at 11:30 - 2 = 9, 1e3 + 1 = 1001, 1,2 + 3 = 6", True),  # not calculations
         (" + ".join(["1"] * 20) + " = 20", True),  # too long a chain to check: not half of it
+        (" x ".join(["2"] * 13) + " = 8192", True),  # the same with x
+        ("100% - 8% = 80%", False),  # percent results to the percent written
+        ("100% - 8% = 92% and 1/4 = 25%", True),
+        ("It takes 90 hours x 1/3 = 30 hours", True),  # "1/3 = 30" is not a calculation here
+        ("25 / 2 = 12,5 and at 2 + 10 = 12:30", True),  # nor are "= 1" of "12,5" or "12:30"
     ],
 )
 def test_written_calculations_are_checked(text: str, checks: bool) -> None:
@@ -51,6 +56,8 @@ def test_only_numbers_that_repeat_a_slip_are_redone() -> None:
     assert redo("3 x 4 = 13. 10 + 3 = 13. The answer is 13.", 13.0) == 13.0
     # A slip that writes a number of the question as its result is redone all the same.
     assert redo("Sydney has 300/15 = 20. Together 20+300 = 300. The answer is 300.", 300) == 320
+    # A percentage's slip is not carried on: its unit (0.7 or 70) is ambiguous.
+    assert redo("100 - 20 = 70%. 70% x 50 = 35. The answer is 35.", 35.0) == 35.0
     # A negative slip is carried on.
     assert redo("3 - 5 = -3. Then -3 + 10 = 7.", 7.0) == 8.0
 
