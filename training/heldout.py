@@ -16,6 +16,7 @@ beside it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,17 @@ class HeldoutConfig:
 
 
 def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The validation slice without evaluation questions, then its variants; and counts."""
-    _, validation = train_validation(cfg.train_data, cfg.validation_size, cfg.seed)
+    """The validation slice without evaluation questions, then its variants (none equal to an
+    evaluation, a training or an earlier question); and counts."""
+    train, validation = train_validation(cfg.train_data, cfg.validation_size, cfg.seed)
     tests = evaluation_questions()
     kept = [dict(p) for p in validation if normalize_question(p["question"]) not in tests]
     for p in kept:
         p["origin_id"] = p["id"]
     made: list[dict[str, Any]] = []
     stats: dict[str, Any] = {}
-    seen = tests | {normalize_question(p["question"]) for p in kept}
+    trained = {normalize_question(q) for q in train["question"]}
+    seen = tests | trained | {normalize_question(p["question"]) for p in kept}
     ids = {p["id"] for p in kept}
     for index, seed in enumerate(cfg.variant_seeds if cfg.variants else []):
         drawn, stats[f"seed {seed}"] = augment_problems(kept, cfg.variants, seed)
@@ -61,7 +64,9 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
             if normalize_question(p["question"]) in seen:
                 continue
             if p["id"] in ids:  # ID-augN again: ID-aug{index}N, still a variant of ID
-                p["id"] = p["id"].replace("-aug", f"-aug{index}")
+                p["id"] = re.sub(r"-aug(\d+)$", rf"-aug{index}\1", p["id"])
+            if p["id"] in ids:
+                raise ValueError(f"variant id {p['id']} is taken; ask for fewer variants")
             seen.add(normalize_question(p["question"]))
             ids.add(p["id"])
             made.append(p)
