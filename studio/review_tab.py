@@ -71,8 +71,11 @@ def review_tab_contents(
     with gr.Accordion("Audit log (admins)", open=False, visible=False) as audit_box:
         audit_btn = gr.Button("Show the latest changes", elem_id="audit-btn")
         audit_table = gr.Dataframe(headers=audit_log.COLUMNS, interactive=False, elem_id="audit")
-    gated["review"] = [approve_btn, reject_btn, note]
-    gated["withdraw"] = [withdraw_btn]
+    gated["review"] = [approve_btn, reject_btn]
+    gated["withdraw"] = [
+        withdraw_btn,
+        note,
+    ]  # annotators say why they withdraw; reviewers rank above
     gated["export"] = [export_btn, export_file]
     gated["view_audit"] = [audit_box]
 

@@ -7,7 +7,7 @@ from           to                                rule
 =============  ================================  ===========================================
 pending        approved, rejected                a reviewer other than the annotator; only a
                                                  correction that solves can be approved
-pending        withdrawn                         its annotator (``withdraw``): the app's delete
+pending        withdrawn                         its annotator (``withdraw``, the app's Withdraw)
 rejected       pending                           a reviewer re-opens it, with a note
 rejected       withdrawn                         its annotator
 approved       rejected                          a reviewer reverses it, with a note
