@@ -276,12 +276,22 @@ def test_timeout_kills_the_worker_and_a_fresh_one_takes_its_place():
     after = set(sandbox._POOL.pids())
     killed = before - after
     assert len(killed) == 1
-    gone = Path(f"/proc/{killed.pop()}")
+    pid, zygote = killed.pop(), sandbox._POOL._zygote.proc.pid
     deadline = time.monotonic() + 10
-    while gone.exists() and time.monotonic() < deadline:
+    while _child_of(pid, zygote) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not gone.exists()  # killed and reaped, no zombie
+    assert not _child_of(pid, zygote)  # killed and reaped, no zombie
     assert run_in_sandbox(echo, 5, timeout=30).value == 5
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    """Whether ``pid`` is still a process (a zombie too) of ``parent``: a busy machine may give
+    a reaped worker's pid to another process at once."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rpartition(")")[2].split()[1]) == parent  # the field after the state: ppid
 
 
 def test_memory_limit_raises_memory_error_and_worker_survives():
