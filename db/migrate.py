@@ -1,8 +1,9 @@
 """Schema migrations with Alembic, configured in code (``db/alembic.ini`` is only for the CLI).
 
-The app and the store call :func:`upgrade` at start. On SQLite the whole upgrade runs inside one
-``BEGIN IMMEDIATE`` transaction (SQLite DDL is transactional), so processes starting together
-upgrade once, one after the other, and a failed upgrade leaves the old schema untouched.
+The app and the store call :func:`upgrade` at start. The whole upgrade runs in one transaction
+(DDL is transactional on SQLite and PostgreSQL), taken with ``BEGIN IMMEDIATE`` on SQLite and
+under an advisory lock on PostgreSQL, so processes starting together upgrade once, one after the
+other, and a failed upgrade leaves the old schema untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from db.connection import WRITE, default_url, make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+UPGRADE_LOCK = 0x454F5444  # "EOTD": the PostgreSQL advisory lock that serialises upgrades
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -34,6 +36,8 @@ def upgrade(url: str | Engine | None = None, revision: str = "head") -> None:
     try:
         writer = engine.execution_options(**{WRITE: True})
         with writer.connect() as connection, connection.begin():
+            if connection.dialect.name == "postgresql":  # one upgrade at a time, held to commit
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
             command.upgrade(alembic_config(connection), revision)
     finally:
         if engine is not url:

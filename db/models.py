@@ -154,6 +154,20 @@ class Correction(Base):
 
 
 Index("ix_corrections_queue", Correction.status, Correction.created_at, Correction.id)
+Index(
+    "uq_problems_typed_in_question",
+    Problem.question_hash,
+    unique=True,
+    sqlite_where=Problem.source_id.is_(None),
+    postgresql_where=Problem.source_id.is_(None),
+)
+Index(
+    "uq_model_versions_one_promoted",
+    ModelVersion.promoted,
+    unique=True,
+    sqlite_where=ModelVersion.promoted,
+    postgresql_where=ModelVersion.promoted,
+)
 
 
 class Review(Base):

@@ -25,6 +25,15 @@ from eotd.prompts import THOUGHTS
 T = TypeVar("T")
 
 _LOCKED = re.compile(r"database is locked|database table is locked|database is busy", re.I)
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # PostgreSQL: serialization failure, deadlock
+
+
+def must_retry(error: OperationalError) -> bool:
+    """Whether a transaction failed only because others held the database or its rows: SQLite's
+    lock, PostgreSQL's serialization failures and deadlocks. Running it again is safe."""
+    if getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    return bool(_LOCKED.search(str(error.orig)))
 
 
 def env_flag(name: str) -> bool:
@@ -56,7 +65,8 @@ class StoreBase:
         return self._run(lambda s: audit.recent(s, limit, action), write=False)
 
     def _run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
-        """Run ``work`` in one transaction, retrying it while the database is locked."""
+        """Run ``work`` in one transaction, retrying it while the database is locked (or, on
+        PostgreSQL, after a deadlock or serialization failure)."""
         sessions = self._write if write else self._read
         gate = self._write_gate if write else nullcontext()
         deadline = time.monotonic() + self.lock_wait_s
@@ -66,7 +76,7 @@ class StoreBase:
                 with gate, sessions() as session, session.begin():
                     return work(session)
             except OperationalError as exc:
-                if not _LOCKED.search(str(exc.orig)):
+                if not must_retry(exc):
                     raise
                 if time.monotonic() > deadline:
                     raise StoreBusy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import audit
@@ -29,9 +30,11 @@ class ModelVersionStore(StoreBase):
     ) -> ModelVersion:
         """Record a trained student (not promoted yet)."""
 
+        taken = InvalidInput(f"a model version named {name!r} already exists")
+
         def work(s: Session) -> ModelVersion:
             if s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
-                raise InvalidInput(f"a model version named {name!r} already exists")
+                raise taken
             version = ModelVersion(
                 name=name,
                 base_model=base_model,
@@ -52,17 +55,24 @@ class ModelVersionStore(StoreBase):
             )
             return version
 
-        return self._run(work)
+        try:
+            return self._run(work)
+        except IntegrityError:  # registered under the same name at the same instant
+            raise taken from None
 
     def promote(self, version_id: int, *, actor: Actor = SYSTEM) -> ModelVersion:
         """Make ``version_id`` the one model the app serves (the previous one is demoted)."""
 
         def work(s: Session) -> ModelVersion:
-            version = get_row(s, ModelVersion, version_id)
+            # Lock every version, so that promotions at once (PostgreSQL) run one after the
+            # other and each demotes what the previous one promoted.
+            versions = {v.id: v for v in s.scalars(select(ModelVersion).with_for_update())}
+            version = versions.get(version_id) or get_row(s, ModelVersion, version_id)
             before = None
-            for other in s.scalars(select(ModelVersion).where(ModelVersion.promoted)):
+            for other in (v for v in versions.values() if v.promoted):
                 other.promoted = False
                 before = {"promoted": other.name}
+            s.flush()  # demote first: the database allows one promoted version at a time
             version.promoted = True
             version.promoted_at = utcnow()
             s.flush()

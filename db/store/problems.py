@@ -36,8 +36,8 @@ class ProblemStore(StoreBase):
         created if new. A missing gold answer is filled in; a different one is an error. With an
         ``actor`` (a person's upload), writing a gold answer leaves an audit row.
 
-        Dataset problems are unique by constraint everywhere; typed-in questions are deduplicated
-        under SQLite's single writer (on PostgreSQL two simultaneous adds may both insert)."""
+        Both are unique by constraint (typed-in questions by their normalised text), so two
+        people adding the same problem at the same instant get the same row on every backend."""
         question = question.strip()
         if not question:
             raise InvalidInput("the question is empty")
@@ -80,7 +80,7 @@ class ProblemStore(StoreBase):
 
         try:
             return self._run(work)
-        except IntegrityError:  # another process created the same (source, source_id) first
+        except IntegrityError:  # another transaction created the same problem first: read it
             return self._run(work)
 
     def get_problem(self, problem_id: int) -> Problem:

@@ -1,19 +1,80 @@
-"""Fixtures for the store tests: real SQLite files in pytest's tmp dirs."""
+"""Fixtures for the store tests: every store test runs on a real SQLite file and on a real
+PostgreSQL server (a throwaway cluster for the test session, a new database for each test)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from db.local_postgres import LocalPostgres, PostgresUnavailable
+from db.migrate import upgrade
 from db.store import Store
 from tests.db.support import sqlite_url
 
+BACKENDS = ("sqlite", "postgresql")
+HEAD_TEMPLATE = "eotd_head"
+"""A database at the latest schema, copied for each test that does not test migrations."""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """The test session's PostgreSQL server. Where it cannot start, the tests that need it are
+    skipped here with the reason, and fail in CI, which must have it (``.ci/run`` installs it)."""
+    try:
+        server = LocalPostgres(durable=False).start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL, but its server did not start: {exc}")
+        pytest.skip(f"PostgreSQL did not start here: {exc}")
+    upgrade(server.create_database(HEAD_TEMPLATE))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(sqlite_url(tmp_path / "eotd.sqlite3"))
+def new_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """Makes databases of this test's backend: ``new_url()`` an empty one, ``new_url(head=True)``
+    one already at the latest schema. They are dropped after the test."""
+    made: list[str] = []
+    server = request.getfixturevalue("postgres") if backend == "postgresql" else None
+
+    def make(head: bool = False) -> str:
+        name = f"t{uuid.uuid4().hex[:16]}"
+        if server is None:
+            return sqlite_url(tmp_path / f"{name}.sqlite3")
+        made.append(name)
+        with server.connect() as connection:
+            template = f' TEMPLATE "{HEAD_TEMPLATE}"' if head else ""
+            connection.execute(f'CREATE DATABASE "{name}"{template}')
+        return server.url(name)
+
+    yield make
+    if server is not None:
+        with server.connect() as connection:
+            for name in made:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(new_url: Callable[..., str]) -> str:
+    """A database at the latest schema, on this test's backend."""
+    return new_url(head=True)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
     yield s
     s.close()
 

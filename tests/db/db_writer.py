@@ -4,7 +4,8 @@ python tests/db/db_writer.py URL MODE NAME [N]
   stress  wait for "go" on stdin, then add N cot corrections as annotator NAME; print "done"
   stream  add cot corrections forever, printing each committed correction id
   hold    commit 50 corrections, then hold a large write transaction open forever, printing
-          "mid WAL_BYTES_BEFORE" once uncommitted pages have spilled into the WAL
+          "mid WAL_BYTES_BEFORE" once uncommitted pages have spilled into the WAL (SQLite; 0 on
+          other databases, once the rows are sent)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db.connection import WRITE
+from db.connection import WRITE, sqlite_path
 from db.models import Problem
 from db.store import Store
 
@@ -51,10 +52,11 @@ def main(url: str, mode: str, name: str, n: int = 0) -> None:
     assert mode == "hold", mode
     for _ in range(50):
         store.add_correction("cot", "2 + 2 = 4. The answer is 4.", name, problem.id)
-    wal = Path(url.removeprefix("sqlite:///") + "-wal")
-    before = wal.stat().st_size
+    db_file = sqlite_path(url)
+    before = Path(f"{db_file}-wal").stat().st_size if db_file else 0
     with Session(store.engine.execution_options(**{WRITE: True})) as session, session.begin():
-        session.execute(text("PRAGMA cache_size = -64"))  # spill dirty pages to the WAL early
+        if db_file:
+            session.execute(text("PRAGMA cache_size = -64"))  # spill dirty pages to the WAL early
         for i in range(5000):
             session.add(Problem(question=f"uncommitted {i} " + "x" * 500, question_hash=str(i)))
             if i % 500 == 0:

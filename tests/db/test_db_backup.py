@@ -81,6 +81,12 @@ def wait_for_backups(target: LocalFolder, count: int, timeout_s: float = 20) -> 
     wait_until(done, timeout_s)
 
 
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """Backups snapshot SQLite files: these tests use one, at the path the app would."""
+    return sqlite_url(tmp_path / "eotd.sqlite3")
+
+
 def add_problems(store: Store, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         store.add_problem(f"question {i}", i, "test", f"test-{i}")

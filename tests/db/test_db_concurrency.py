@@ -1,7 +1,8 @@
-"""Many writers at once and writers killed mid-transaction, on real SQLite files.
+"""Many writers at once and writers killed mid-transaction, on real SQLite files and a real
+PostgreSQL server.
 
 The writers add ``cot`` corrections: their engine check is ``extract_answer`` in-process, so the
-tests exercise the store, not the equation sandbox. The many-writers test runs with
+tests exercise the store, not the equation sandbox. The many-writers test runs SQLite with
 ``synchronous=NORMAL``: it is about locking, and one fsync per commit (the default, FULL) would
 make it take minutes on a busy disk. The crash tests run with the default.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from db.connection import sqlite_path
 from db.models import Correction, Problem
 from db.store import Store, StoreBusy
 from tests.db.db_writer import write_corrections
@@ -46,10 +48,10 @@ def count(store: Store, model: type) -> int:
 
 @pytest.mark.stress
 def test_threads_and_processes_writing_at_once_lose_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("EOTD_SQLITE_SYNCHRONOUS", "NORMAL")  # inherited by the writer processes
-    url = sqlite_url(tmp_path / "eotd.sqlite3")
+    url = db_url
     store = Store(url)
     processes = [start_writer(url, "stress", f"proc{i}", str(EACH)) for i in range(PROCESSES)]
     for process in processes:
@@ -87,22 +89,68 @@ def test_threads_and_processes_writing_at_once_lose_nothing(
     assert written == expected
     assert count(store, Correction) == (THREADS + PROCESSES) * EACH
     assert count(store, Problem) == 50  # shared questions deduplicated across all writers
-    assert integrity(tmp_path / "eotd.sqlite3") == "ok"
+    assert_sound(url)
 
 
-def test_writer_killed_mid_transaction_leaves_a_sound_database(tmp_path: Path):
-    db_file = tmp_path / "eotd.sqlite3"
-    url = sqlite_url(db_file)
+def assert_sound(url: str) -> None:
+    """SQLite's own integrity check passes (PostgreSQL's server keeps its files sound itself)."""
+    if db_file := sqlite_path(url):
+        assert integrity(db_file) == "ok"
+
+
+def test_the_same_new_question_typed_at_once_is_one_problem(store: Store):
+    start = threading.Barrier(8)
+    ids: list[int] = []
+
+    def add() -> None:
+        start.wait()
+        ids.append(store.add_problem("Typed by eight people at once?").id)
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 8 and len(set(ids)) == 1
+    assert store.stats().problems == 1
+
+
+def test_promotions_at_once_leave_one_model_promoted(store: Store):
+    versions = [store.register_model_version(f"v{i}", "base").id for i in range(6)]
+    start = threading.Barrier(len(versions))
+    errors: list[BaseException] = []
+
+    def promote(version_id: int) -> None:
+        start.wait()
+        try:
+            store.promote(version_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len([v for v in store.model_versions() if v.promoted]) == 1
+    promotions = store.audit_log(action="model.promote")
+    assert len(promotions) == len(versions)  # each one demoted the one before it
+    assert sum(entry.before is None for entry in promotions) == 1
+
+
+def test_writer_killed_mid_transaction_leaves_a_sound_database(db_url: str):
+    url = db_url
     writer = start_writer(url, "hold", "alice")
     line = writer.stdout.readline().split()
     assert line[:1] == ["mid"], writer.stderr.read()
-    wal_before = int(line[1])
-    wal_at_kill = Path(f"{db_file}-wal").stat().st_size
+    if db_file := sqlite_path(url):
+        wal_at_kill = Path(f"{db_file}-wal").stat().st_size
+        assert wal_at_kill > int(line[1]) + 1_000_000  # uncommitted pages had reached the WAL
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
-    assert wal_at_kill > wal_before + 1_000_000  # uncommitted pages had reached the WAL
 
-    assert integrity(db_file) == "ok"
+    assert_sound(url)
     store = Store(url)
     assert count(store, Correction) == 50  # everything committed is there
     assert count(store, Problem) == 1  # nothing of the open transaction is
@@ -111,16 +159,15 @@ def test_writer_killed_mid_transaction_leaves_a_sound_database(tmp_path: Path):
     assert count(store, Correction) == 51
 
 
-def test_writer_killed_while_committing_keeps_every_acknowledged_correction(tmp_path: Path):
-    db_file = tmp_path / "eotd.sqlite3"
-    url = sqlite_url(db_file)
+def test_writer_killed_while_committing_keeps_every_acknowledged_correction(db_url: str):
+    url = db_url
     writer = start_writer(url, "stream", "alice")
     acknowledged = [int(writer.stdout.readline()) for _ in range(200)]
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
     acknowledged += [int(line) for line in writer.stdout.read().split()]
 
-    assert integrity(db_file) == "ok"
+    assert_sound(url)
     store = Store(url)
     with store.engine.connect() as connection:
         stored = set(connection.scalars(select(Correction.id)))

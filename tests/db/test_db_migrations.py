@@ -1,23 +1,26 @@
-"""Alembic migrations: the first schema upgrades to head keeping every row; head matches the ORM."""
+"""Alembic migrations on SQLite and PostgreSQL: the first schema upgrades to head keeping every
+row; head matches the ORM; processes starting together upgrade once."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 
 from db.connection import make_engine
 from db.migrate import current_revision, upgrade
 from db.models import Base
 from db.store import Store
-from tests.db.support import integrity, sqlite_url
+from tests.db.support import integrity
 
 NOW = "2026-01-02 03:04:05.000000"
+HEAD = "0005"
 
 
 def fill_first_schema(url: str, n: int) -> None:
@@ -27,9 +30,9 @@ def fill_first_schema(url: str, n: int) -> None:
         c.execute(
             text(
                 "INSERT INTO model_versions (id, name, base_model, training_summary, metrics, "
-                "promoted, created_at) VALUES (1, 'v0', 'base', '{}', :m, 1, :t)"
+                "promoted, created_at) VALUES (1, 'v0', 'base', '{}', :m, :yes, :t)"
             ),
-            {"m": json.dumps({"gsm8k": 0.1}), "t": NOW},
+            {"m": json.dumps({"gsm8k": 0.1}), "t": NOW, "yes": True},
         )
         for i in range(1, n + 1):
             c.execute(
@@ -52,13 +55,15 @@ def fill_first_schema(url: str, n: int) -> None:
                     "INSERT INTO corrections (id, problem_id, generation_id, thought, "
                     "original_text, corrected_text, before_status, after_status, after_answer, "
                     "matches_gold, unsolved, annotator, status, created_at) VALUES (:i, :i, :i, "
-                    "'cot', 'x', :fix, 'no_answer', 'ok', :i, 1, 0, 'ann', :st, :t)"
+                    "'cot', 'x', :fix, 'no_answer', 'ok', :i, :yes, :no, 'ann', :st, :t)"
                 ),
                 {
                     "i": i,
                     "fix": f"The answer is {i}.",
                     "st": "approved" if i % 2 else "pending",
                     "t": NOW,
+                    "yes": True,
+                    "no": False,
                 },
             )
             if i % 2:
@@ -76,11 +81,14 @@ def fill_first_schema(url: str, n: int) -> None:
             ),
             {"t": NOW},
         )
+        if c.dialect.name == "postgresql":  # rows were given ids: move the sequences past them
+            for table in ("model_versions", "problems", "generations", "corrections"):
+                c.execute(text(f"SELECT setval('{table}_id_seq', (SELECT MAX(id) FROM {table}))"))
     engine.dispose()
 
 
-def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
-    url = sqlite_url(tmp_path / "old.sqlite3")
+def test_upgrade_from_first_schema_keeps_every_row(new_url: Callable[..., str], backend: str):
+    url = new_url()
     upgrade(url, "0001")
     n = 40
     fill_first_schema(url, n)
@@ -89,7 +97,7 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     assert "correction_uses" not in inspect(engine).get_table_names()
 
     store = Store(url)  # upgrades to head, as the app does at start
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == HEAD
     stats = store.stats()
     assert (stats.problems, stats.generations, stats.corrections, stats.exports) == (n, n, n, 1)
     assert stats.by_status["approved"] == stats.by_status["pending"] == n // 2
@@ -106,21 +114,24 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path: Path):
     # the new table works on the old rows
     assert store.mark_used(range(1, n + 1, 2), 1) == n // 2
     assert store.unused_approved() == []
-    assert integrity(tmp_path / "old.sqlite3") == "ok"
+    new = store.add_problem("Typed in after the upgrade?")  # ids continue after the old rows
+    assert new.id == n + 1
+    if backend == "sqlite":
+        assert integrity(Path(make_url(url).database)) == "ok"
 
 
-def test_head_schema_matches_the_models(tmp_path: Path):
-    url = sqlite_url(tmp_path / "new.sqlite3")
+def test_head_schema_matches_the_models(new_url: Callable[..., str]):
+    url = new_url()
     upgrade(url)
     engine = make_engine(url)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     upgrade(url)  # a second upgrade is a no-op
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == HEAD
 
 
-def test_processes_starting_together_upgrade_once(tmp_path: Path):
-    url = sqlite_url(tmp_path / "fresh.sqlite3")
+def test_processes_starting_together_upgrade_once(new_url: Callable[..., str]):
+    url = new_url()
     code = "import sys; from db.store import Store; Store(sys.argv[1]).add_problem('Same?')"
     root = Path(__file__).resolve().parents[2]
     procs = [
@@ -130,4 +141,47 @@ def test_processes_starting_together_upgrade_once(tmp_path: Path):
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     store = Store(url)
-    assert (current_revision(store.engine), store.stats().problems) == ("0004", 1)
+    assert (current_revision(store.engine), store.stats().problems) == (HEAD, 1)
+
+
+def test_typed_in_duplicates_are_merged_before_the_unique_index(new_url: Callable[..., str]):
+    url = new_url()
+    upgrade(url, "0004")
+    engine = make_engine(url)
+    with engine.begin() as c:  # what two PostgreSQL writers could leave before 0005
+        for pid, source_id in ((1, None), (2, None), (3, "gsm8k-1"), (4, None)):
+            c.execute(
+                text(
+                    "INSERT INTO problems (id, question, question_hash, source, source_id, "
+                    "created_at) VALUES (:i, 'Same?', 'h', :src, :sid, :t)"
+                ),
+                {"i": pid, "src": source_id and "gsm8k", "sid": source_id, "t": NOW},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO corrections (id, problem_id, thought, corrected_text, "
+                    "after_status, matches_gold, unsolved, annotator, status, created_at) VALUES "
+                    "(:i, :i, 'cot', 'The answer is 1.', 'answered', :no, :no, 'ann', "
+                    "'pending', :t)"
+                ),
+                {"i": pid, "no": False, "t": NOW},
+            )
+        for i, promoted_at in ((1, "2026-01-01 00:00:00"), (2, "2026-02-01 00:00:00")):
+            c.execute(
+                text(
+                    "INSERT INTO model_versions (id, name, base_model, training_summary, "
+                    "metrics, promoted, promoted_at, created_at) VALUES (:i, :name, 'base', "
+                    "'{}', '{}', :yes, :at, :t)"
+                ),
+                {"i": i, "name": f"v{i}", "yes": True, "at": promoted_at, "t": NOW},
+            )
+    engine.dispose()
+
+    store = Store(url)
+    with store.engine.connect() as c:
+        problems = c.execute(text("SELECT id, source_id FROM problems ORDER BY id")).all()
+        owners = c.execute(text("SELECT id, problem_id FROM corrections ORDER BY id")).all()
+    assert [tuple(p) for p in problems] == [(1, None), (3, "gsm8k-1")]
+    assert [tuple(o) for o in owners] == [(1, 1), (2, 1), (3, 3), (4, 1)]  # none lost
+    assert store.promoted_model_version().name == "v2"  # the latest promotion stays
+    assert [v.name for v in store.model_versions() if v.promoted] == ["v2"]

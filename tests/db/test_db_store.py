@@ -1,4 +1,5 @@
-"""The Store API on a real SQLite file: problems, generations, corrections, queues, stats."""
+"""The Store API on a real SQLite file and a real PostgreSQL server: problems, generations,
+corrections, queues, stats."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_default_store_lives_in_the_data_dir(tmp_path: Path, monkeypatch: pytest
     assert Store().stats().problems == 0
 
 
-def test_sqlite_connections_are_set_up_for_safety(store: Store, monkeypatch: pytest.MonkeyPatch):
+def test_sqlite_connections_are_set_up_for_safety(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = Store(sqlite_url(tmp_path / "eotd.sqlite3"))
     with store.engine.connect() as c:
         pragmas = [c.exec_driver_sql(f"PRAGMA {p}").scalar() for p in PRAGMAS]
         assert pragmas == ["wal", 1, 30000, 2]  # synchronous 2 = FULL
