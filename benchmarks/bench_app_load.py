@@ -1,13 +1,15 @@
 """Load check: many gradio_client clients solving at once against a launched app.
 
     python -m benchmarks.bench_app_load [--clients 20] [--model tiny|default|PATH]
-        [--max_new_tokens 64] [--max_batch 16]
+        [--max_new_tokens 64] [--max_batch 16] [--backends sqlite,postgresql]
 
-Launches the app on 127.0.0.1 over a fresh SQLite store (a tiny random student by default, which
-writes junk fast; ``--model default`` serves the real SmolLM2 student), starts every client at
-once, each solving a different evaluation question through the ``solve`` endpoint, and checks
-that all are answered (a final state with three recorded thoughts and a vote) and none is lost
-(one problem and three generations each in the store). Prints p50/p90/max latency.
+Launches the app on 127.0.0.1 over a fresh store on each backend in turn (a SQLite file; a
+throwaway PostgreSQL server, ``db.local_postgres``), with one student (a tiny random one by
+default, which writes junk fast; ``--model default`` serves the real SmolLM2 student), starts
+every client at once, each solving a different evaluation question through the ``solve``
+endpoint, and checks that all are answered (a final state with three recorded thoughts and a
+vote) and none is lost (one problem and three generations each in the store). Prints
+p50/p90/max latency per backend.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradio_client import Client
 
 from db import Store
+from db.local_postgres import LocalPostgres
 from studio.examples import EvalSets
 from studio.handlers import Studio
 from studio.ui import build_app, launch_local
@@ -37,6 +41,7 @@ class LoadConfig:
     model: str = "tiny"  # "tiny" (random, built here), "default" (SmolLM2 student) or a folder
     max_new_tokens: int = 64
     max_batch: int = 16  # concurrent solves batched into one generate (1: one at a time)
+    backends: list[str] = field(default_factory=lambda: ["sqlite", "postgresql"])
 
 
 def _student(cfg: LoadConfig, folder: Path):
@@ -58,12 +63,11 @@ def _solve(url: str, question: str) -> tuple[float, dict]:
     return time.perf_counter() - start, final
 
 
-def run(cfg: LoadConfig) -> dict:
-    """Launch, load and check; returns the figures."""
-    folder = Path(tempfile.mkdtemp(prefix="eotd-load-"))
+def run(cfg: LoadConfig, store_url: str, student) -> dict:
+    """Launch over the empty store at ``store_url``, load and check; returns the figures."""
     eval_sets = EvalSets()
-    store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
-    studio = Studio(store, _student(cfg, folder), eval_sets=eval_sets, max_batch=cfg.max_batch)
+    store = Store(store_url)
+    studio = Studio(store, student, eval_sets=eval_sets, max_batch=cfg.max_batch)
     demo = build_app(studio)
     url = launch_local(demo, studio)
     questions = [p.question for p in eval_sets.sample("svamp", cfg.clients, seed=1)]
@@ -95,24 +99,30 @@ def run(cfg: LoadConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(LoadConfig, argv)
-    r = run(cfg)
+    folder = Path(tempfile.mkdtemp(prefix="eotd-load-"))
+    student = _student(cfg, folder)
     print(
-        f"{r['clients']} clients, model {cfg.model}, max_new_tokens {cfg.max_new_tokens}, "
+        f"{cfg.clients} clients, model {cfg.model}, max_new_tokens {cfg.max_new_tokens}, "
         f"max batch {cfg.max_batch}"
     )
-    print(
-        f"answered {r['answered']}/{r['clients']}, distinct problems {r['distinct_problems']}, "
-        f"generations stored {r['generations_stored']}/{r['expected_generations']}"
-    )
-    print(
-        f"latency p50 {r['p50_s']:.2f} s, p90 {r['p90_s']:.2f} s, max {r['max_s']:.2f} s; "
-        f"all done in {r['wall_s']:.2f} s ({r['clients'] / r['wall_s']:.2f} solves/s)"
-    )
-    print(f"questions per model run: {r['batches']}")
-    lost = r["answered"] < r["clients"] or r["generations_stored"] < r["expected_generations"]
-    if lost:
-        print("LOST REQUESTS", file=sys.stderr)
-        raise SystemExit(1)
+    with ExitStack() as stack:
+        for backend in cfg.backends:
+            if backend == "sqlite":
+                url = f"sqlite:///{folder / 'eotd.sqlite3'}"
+            else:
+                url = stack.enter_context(LocalPostgres()).create_database("eotd")
+            r = run(cfg, url, student)
+            print(
+                f"{backend}: answered {r['answered']}/{r['clients']}, distinct problems "
+                f"{r['distinct_problems']}, generations stored "
+                f"{r['generations_stored']}/{r['expected_generations']}; latency p50 "
+                f"{r['p50_s']:.2f} s, p90 {r['p90_s']:.2f} s, max {r['max_s']:.2f} s; all done "
+                f"in {r['wall_s']:.2f} s ({r['clients'] / r['wall_s']:.2f} solves/s)"
+            )
+            print(f"{backend}: questions per model run: {r['batches']}")
+            if r["answered"] < r["clients"] or r["generations_stored"] < r["expected_generations"]:
+                print(f"LOST REQUESTS on {backend}", file=sys.stderr)
+                raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""Correction store speed on a real SQLite file: writes per second and review-queue latency.
+"""Correction store speed on a real SQLite file and a real PostgreSQL server, side by side:
+writes per second and review-queue latency.
 
     python -m benchmarks.bench_store [--writes 1000] [--threads 8] [--eot 100] [--rows 100000]
+                                     [--backends sqlite,postgresql]
 
 Prints corrections written per second through ``Store.add_correction`` (``cot``, whose engine
 check is in-process, from 1 thread and from ``--threads`` threads; ``eot``, solved in the sandbox,
-from 1 thread), with the default ``synchronous=FULL`` and with ``NORMAL``; then fills a store with
-``--rows`` corrections and prints p50/p95 of the pending-queue query (first page, a deep page,
-filtered by annotator and by dataset), ``stats()`` and ``conflicts()``.
+from 1 thread) on SQLite with the default ``synchronous=FULL`` and with ``NORMAL``, and on
+PostgreSQL (a throwaway local server, ``db.local_postgres``, with its durable defaults: fsync and
+synchronous commit on, like SQLite's FULL); then fills a store with ``--rows`` corrections on each
+backend and prints p50/p95 of the pending-queue query (first page, a deep page, filtered by
+annotator and by dataset), ``stats()`` and ``conflicts()``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import timedelta
+from itertools import count
 from pathlib import Path
 
 from sqlalchemy import insert
 
+from db.local_postgres import LocalPostgres
 from db.models import Correction, Problem, utcnow
 from db.store import Store, question_hash
 
@@ -31,10 +38,10 @@ EOT = "% eggs left\nleft = 16 - 3 - 4\nmoney = left * 2\nans = money\n"
 DATASETS = ("gsm8k", "svamp", "asdiv", "multiarith", "typed")
 
 
-def write_rate(folder: Path, synchronous: str, thought: str, n: int, threads: int) -> float:
-    """Corrections per second, ``n`` in all, from ``threads`` threads."""
-    os.environ["EOTD_SQLITE_SYNCHRONOUS"] = synchronous
-    store = Store(f"sqlite:///{folder / f'write-{synchronous}-{thought}-{threads}.sqlite3'}")
+def write_rate(url: str, thought: str, n: int, threads: int) -> float:
+    """Corrections per second into the empty store at ``url``, ``n`` in all, from ``threads``
+    threads."""
+    store = Store(url)
     problem = store.add_problem("Janet's ducks lay 16 eggs...", 18)
     text = EOT if thought == "eot" else "She makes $18. The answer is 18."
 
@@ -85,7 +92,7 @@ def fill(store: Store, rows: int, seed: int = 0) -> None:
                         "problem_id": (pid := rng.randrange(n_problems)) + 1,
                         "thought": rng.choice(("cot", "pot", "eot")),
                         "corrected_text": f"The answer is {i}.",
-                        "after_status": "ok",
+                        "after_status": "answered",
                         "after_answer": float(pid + (rng.random() < 0.05)),
                         "unsolved": False,
                         "annotator": f"annotator{rng.randrange(20)}",
@@ -115,47 +122,65 @@ def main() -> None:
     parser.add_argument("--eot", type=int, default=100)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
+    backends = args.backends.split(",")
 
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-        folder = Path(tmp)
-        print("corrections written per second (Store.add_correction, SQLite file)")
-        for synchronous in ("FULL", "NORMAL"):
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp, ExitStack() as stack:
+        server = None
+        if "postgresql" in backends:
+            server = stack.enter_context(LocalPostgres())
+        databases = count()
+
+        def new_url(backend: str) -> str:
+            name = f"bench{next(databases)}"
+            if backend == "sqlite":
+                return f"sqlite:///{Path(tmp) / name}.sqlite3"
+            assert server is not None
+            return server.create_database(name)
+
+        variants = [("sqlite", "FULL"), ("sqlite", "NORMAL")] if "sqlite" in backends else []
+        variants += [("postgresql", "")] if server else []
+        print("corrections written per second (Store.add_correction)")
+        for backend, synchronous in variants:
+            os.environ["EOTD_SQLITE_SYNCHRONOUS"] = synchronous or "FULL"
             for thought, n, threads in (
                 ("cot", args.writes, 1),
                 ("cot", args.writes, args.threads),
                 ("eot", args.eot, 1),
             ):
-                rate = write_rate(folder, synchronous, thought, n, threads)
-                print(
-                    f"  synchronous={synchronous:6} {thought} x{n:<5} {threads} thread(s): "
-                    f"{rate:7.0f}/s"
-                )
-        os.environ.pop("EOTD_SQLITE_SYNCHRONOUS")
+                rate = write_rate(new_url(backend), thought, n, threads)
+                label = f"{backend} {synchronous}".strip()
+                print(f"  {label:18} {thought} x{n:<5} {threads} thread(s): {rate:7.0f}/s")
+        os.environ.pop("EOTD_SQLITE_SYNCHRONOUS", None)
 
-        store = Store(f"sqlite:///{folder / 'queue.sqlite3'}")
-        start = time.perf_counter()
-        fill(store, args.rows)
-        stats = store.stats()
-        print(
-            f"\nfilled {stats.corrections:,} corrections ({stats.by_status['pending']:,} pending) "
-            f"in {time.perf_counter() - start:.1f} s"
-        )
-        deep = stats.by_status["pending"] // 2
-        queries: dict[str, Callable[[], object]] = {
-            "corrections(limit=50)": lambda: store.corrections(limit=50),
-            f"corrections(offset={deep:,})": lambda: store.corrections(limit=50, offset=deep),
-            "corrections(annotator=...)": lambda: store.corrections(annotator="annotator7"),
-            "corrections(dataset='svamp')": lambda: store.corrections(dataset="svamp"),
-            "stats()": store.stats,
-            "conflicts()": store.conflicts,
-        }
-        print(f"query latency at {stats.corrections:,} rows, ms (p50 / p95 of {args.repeat})")
-        for name, call in queries.items():
-            repeat = args.repeat if "pending" in name else max(3, args.repeat // 10)
-            p50, p95 = timed(call, repeat)
-            print(f"  {name:40} {p50:8.2f} / {p95:8.2f}")
-        store.close()
+        for backend in backends:
+            query_latency(Store(new_url(backend)), backend, args.rows, args.repeat)
+
+
+def query_latency(store: Store, backend: str, rows: int, repeat: int) -> None:
+    """Fill ``store`` with ``rows`` corrections and print the queue queries' p50 / p95."""
+    start = time.perf_counter()
+    fill(store, rows)
+    stats = store.stats()
+    print(
+        f"\n{backend}: filled {stats.corrections:,} corrections "
+        f"({stats.by_status['pending']:,} pending) in {time.perf_counter() - start:.1f} s"
+    )
+    deep = stats.by_status["pending"] // 2
+    queries: dict[str, Callable[[], object]] = {
+        "corrections(limit=50)": lambda: store.corrections(limit=50),
+        f"corrections(offset={deep:,})": lambda: store.corrections(limit=50, offset=deep),
+        "corrections(annotator=...)": lambda: store.corrections(annotator="annotator7"),
+        "corrections(dataset='svamp')": lambda: store.corrections(dataset="svamp"),
+        "stats()": store.stats,
+        "conflicts()": store.conflicts,
+    }
+    print(f"{backend}: query latency at {stats.corrections:,} rows, ms (p50 / p95 of {repeat})")
+    for name, call in queries.items():
+        p50, p95 = timed(call, repeat if name.startswith("corrections") else max(3, repeat // 10))
+        print(f"  {name:40} {p50:8.2f} / {p95:8.2f}")
+    store.close()
 
 
 if __name__ == "__main__":
