@@ -1,10 +1,12 @@
-"""Accounts: scrypt hashes, sign-in, roles and the CLI that manages them, each change audited."""
+"""Accounts: scrypt hashes, sign-in, roles and the CLI that manages them, each change audited;
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,6 @@ import pytest
 from db import users as accounts
 from db.access import Role
 from db.store import Store, StoreError
-from tests.db.support import sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,8 +52,8 @@ def test_sign_in_roles_and_disabling(store: Store) -> None:
 
 
 @pytest.mark.stress
-def test_the_cli_adds_lists_changes_and_disables(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "cli.sqlite3")
+def test_the_cli_adds_lists_changes_and_disables(new_url: Callable[..., str]) -> None:
+    url = new_url()  # an empty database: the CLI creates the schema
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -74,8 +75,8 @@ def test_the_cli_adds_lists_changes_and_disables(tmp_path: Path) -> None:
     store.close()
 
 
-def test_main_reads_the_password_from_stdin(tmp_path: Path, monkeypatch) -> None:
-    url = sqlite_url(tmp_path / "main.sqlite3")
+def test_main_reads_the_password_from_stdin(db_url: str, monkeypatch) -> None:
+    url = db_url
     monkeypatch.setattr(sys, "stdin", io.StringIO("erin-password\n"))
     assert accounts.main(["--db_url", url, "add", "erin", "--password-stdin"]) == 0
     store = Store(url)
