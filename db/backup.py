@@ -1,12 +1,13 @@
-"""Backups for hosts whose disk does not survive a restart (Hugging Face Spaces).
+"""Backups for hosts whose disk does not survive a restart (Hugging Face Spaces), or elsewhere.
 
-A backup is a folder with a consistent snapshot of the SQLite database, taken with SQLite's online
-backup API while the app keeps writing, and an export of the approved corrections. A
-:class:`BackupTarget` keeps backups: :class:`LocalFolder` (tests, a mounted volume) or
-:class:`HfDatasetRepo` (a private dataset repo, via ``huggingface_hub``). :func:`restore_latest`
-puts the last snapshot back before the store opens; :class:`BackupScheduler` takes a backup after
-``every_writes`` writes or ``interval_s`` seconds, whichever comes first, but only when the database
-changed since the last one, and a last one when the process gets SIGTERM or exits.
+A backup is a folder with a consistent snapshot of the database, taken while the app keeps writing
+(SQLite's online backup API, or ``pg_dump`` for PostgreSQL: ``db.snapshots``), and an export of
+the approved corrections. A :class:`BackupTarget` keeps backups: :class:`LocalFolder` (tests, a
+mounted volume) or :class:`HfDatasetRepo` (a private dataset repo, via ``huggingface_hub``).
+:func:`restore_latest` puts the last snapshot back before the store opens, into a database with no
+data yet; :class:`BackupScheduler` takes a backup after ``every_writes`` writes or ``interval_s``
+seconds, whichever comes first, but only when the database changed since the last one, and a last
+one when the process gets SIGTERM or exits.
 
 Configure from the environment (:func:`open_store_with_backups` does it all): ``EOTD_BACKUP_REPO``
 (dataset repo id, token from ``HF_TOKEN``) or ``EOTD_BACKUP_DIR`` (a folder),
@@ -19,7 +20,6 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable
@@ -29,16 +29,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, event, make_url
+from sqlalchemy import Connection, event
 
-from db.connection import WRITE, default_url, sqlite_path
+from db.connection import WRITE, default_url
 from db.export import write_export
 from db.models import utcnow
+from db.snapshots import Snapshots, has_data, open_snapshots, restore, snapshot_file
 from db.store import Store
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "eotd.sqlite3"
 EXPORT = "export"
 LATEST = "latest"
 
@@ -183,79 +183,50 @@ class BackupResult:
         return len(self.correction_ids)
 
 
-def _connect(db_file: Path) -> sqlite3.Connection:
-    """A connection that only reads: no implicit transactions, usable from any thread."""
-    return sqlite3.connect(db_file, timeout=30, isolation_level=None, check_same_thread=False)
-
-
-def _data_version(source: sqlite3.Connection) -> int:
-    return source.execute("PRAGMA data_version").fetchone()[0]
-
-
-def snapshot(source: sqlite3.Connection, dest: Path) -> int:
-    """Copy the database open in ``source`` to ``dest`` with the online backup API, in one read
-    transaction; return ``source``'s ``PRAGMA data_version`` for exactly the state copied."""
-    target = sqlite3.connect(dest)
-    try:
-        source.execute("BEGIN")
-        try:
-            version = _data_version(source)  # starts the read transaction the backup then uses
-            source.backup(target)
-        finally:
-            source.execute("COMMIT")
-    finally:
-        target.close()
-    return version
-
-
 def _take(
-    store: Store, target: BackupTarget, source: sqlite3.Connection, by: str
-) -> tuple[BackupResult, int]:
-    """Snapshot (through ``source``) and export to ``target``; the result and the snapshot's data
-    version. Writes nothing to the store."""
+    store: Store, target: BackupTarget, snapshots: Snapshots, by: str
+) -> tuple[BackupResult, object]:
+    """Snapshot and export to ``target``; the result and the version the snapshot holds. Writes
+    nothing to the store."""
     taken_at = utcnow()
     name = taken_at.strftime("%Y%m%dT%H%M%S%fZ")
     with tempfile.TemporaryDirectory(prefix="eotd-backup-") as tmp:
         folder = Path(tmp) / name
         rows = store.approved()
         write_export(rows, folder / EXPORT, by=by)
-        version = snapshot(source, folder / SNAPSHOT)
+        version = snapshots.take(folder)
         location = target.push(folder, name)
     ids = tuple(row["correction_id"] for row in rows)
     log.info("backup %s: %d corrections, database snapshot -> %s", name, len(ids), location)
     return BackupResult(name, location, ids, taken_at), version
 
 
-def _db_file(store: Store) -> Path:
-    db_file = sqlite_path(store.url)
-    if db_file is None:
-        raise ValueError(f"{store.engine.url.render_as_string()}: only SQLite stores are snapshot")
-    return db_file
-
-
 def backup(store: Store, target: BackupTarget, by: str = "backup") -> BackupResult:
     """Snapshot the store's database and export its approved corrections to ``target`` now; the
     export is recorded with the backup's location. (:class:`BackupScheduler` does not record its
     backups: see there.)"""
-    source = _connect(_db_file(store))
+    snapshots = open_snapshots(store.url)
     try:
-        result, _ = _take(store, target, source, by)
+        result, _ = _take(store, target, snapshots, by)
     finally:
-        source.close()
+        snapshots.close()
     store.record_export(by, f"{result.location}/{EXPORT}", list(result.correction_ids))
     return result
 
 
-def restore_latest(target: BackupTarget, db_file: Path) -> bool:
-    """Put the latest backup's database at ``db_file`` if there is none there yet.
+def restore_latest(target: BackupTarget, url: str) -> bool:
+    """Put the latest backup's database into the database at ``url`` if it holds no data yet.
 
-    Call before opening the store. Returns whether a snapshot was restored: False when
-    ``db_file`` exists (it is never overwritten) or the target holds no backup yet (a first
-    start). Raises :class:`BackupUnavailable` when the target cannot be read: a file where its
-    folder should be, permissions, a ``latest`` that is unreadable or names a missing or
-    incomplete backup, a Hub repo that is private to another account, a network failure."""
-    if db_file.exists():
+    Call before opening the store. Returns whether a snapshot was restored: False when the
+    database has data (a SQLite file exists, a PostgreSQL database has tables: it is never
+    overwritten) or the target holds no backup yet (a first start). Raises
+    :class:`BackupUnavailable` when the target cannot be read: a file where its folder should
+    be, permissions, a ``latest`` that is unreadable or names a missing or incomplete backup
+    (one without this kind of database's snapshot), a Hub repo that is private to another
+    account, a network failure."""
+    if has_data(url):
         return False
+    file = snapshot_file(url)
     with tempfile.TemporaryDirectory(prefix="eotd-restore-") as tmp:
         try:
             folder = target.fetch_latest(Path(tmp) / LATEST)
@@ -263,26 +234,25 @@ def restore_latest(target: BackupTarget, db_file: Path) -> bool:
             raise BackupUnavailable(f"cannot read the latest backup in {target}: {exc}") from exc
         if folder is None:
             return False
-        if not (folder / SNAPSHOT).is_file():
-            raise BackupUnavailable(f"the latest backup in {target} has no {SNAPSHOT}")
-        db_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = db_file.with_suffix(".restoring")
-        shutil.copyfile(folder / SNAPSHOT, partial)
-        partial.replace(db_file)
+        if not (folder / file).is_file():
+            raise BackupUnavailable(f"the latest backup in {target} has no {file}")
+        restore(url, folder / file)
     return True
 
 
 class BackupScheduler:
-    """Backs up a SQLite store in a daemon thread: after ``every_writes`` write transactions or
+    """Backs up a store in a daemon thread: after ``every_writes`` write transactions or
     ``interval_s`` seconds since the last try, whichever comes first, and only if the database
     changed since the last backup. A failed backup is logged and kept in ``last_error``; the next
     one is tried on schedule.
 
-    "Changed" is SQLite's ``PRAGMA data_version`` on the scheduler's own connection: it moves when
-    any other connection, in any process, commits, and is read in the same read transaction the
-    snapshot is copied in, so it names exactly what the last backup holds. It can move without
-    new data (after a WAL checkpoint): then one backup too many is taken, never one too few; so
-    is the first, as what the target holds is not known at start.
+    "Changed" is the snapshots' version (``db.snapshots``) on the scheduler's own connection:
+    SQLite's ``PRAGMA data_version``, which moves when any other connection, in any process,
+    commits, read in the same transaction the snapshot is copied in; PostgreSQL's current
+    transaction snapshot, read just before ``pg_dump`` starts. Either can move without new data
+    (a WAL checkpoint; a rolled-back write, another database on the server): then one backup too
+    many is taken, never one too few; so is the first, as what the target holds is not known at
+    start.
     Writes are counted with engine events on ``store.engine`` (this process only; other
     processes' writes are backed up on the interval). The scheduler writes nothing to the store:
     recording each backup as an export would itself be a change, and would make every backup
@@ -304,8 +274,8 @@ class BackupScheduler:
         self.interval_s, self.every_writes = interval_s, every_writes
         self.last_result: BackupResult | None = None
         self.last_error: Exception | None = None
-        self._source = _connect(_db_file(store))
-        self._backed_up: int | None = None  # data_version of the last snapshot; None: unknown
+        self._snapshots = open_snapshots(store.url)
+        self._backed_up: object = None  # the version the last snapshot holds; None: unknown
         self._writes = 0  # write transactions committed in this process since the last try
         self._lock = threading.RLock()  # re-entrant: a SIGTERM handler may interrupt a backup
         self._running = False  # a backup is being taken (by the thread holding the lock)
@@ -373,15 +343,15 @@ class BackupScheduler:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         with self._lock:
             self._closed = True
-            self._source.close()
+            self._snapshots.close()
 
     def _backup_if_changed(self) -> BackupResult | None:
         self._writes = 0
         try:
-            if self._backed_up is not None and _data_version(self._source) == self._backed_up:
+            if self._backed_up is not None and self._snapshots.version() == self._backed_up:
                 return None
             self.last_result, self._backed_up = _take(
-                self.store, self.target, self._source, "backup"
+                self.store, self.target, self._snapshots, "backup"
             )
         except Exception as exc:
             log.exception("backup failed")
@@ -463,23 +433,20 @@ def scheduler_from_env(store: Store) -> BackupScheduler | None:
 
 def open_store_with_backups(url: str | None = None) -> tuple[Store, BackupScheduler | None]:
     """Open the store the way the app does on a host with a wiped disk. Without a backup target
-    configured this is just ``Store(url)``. With one, the store must be SQLite; when its file is
-    missing the latest backup is restored first (none yet: start empty, logged), and a target
-    that cannot be read raises :class:`BackupUnavailable` before any store is opened. Then
-    backups run on schedule, on SIGTERM and at exit."""
+    configured this is just ``Store(url)``. With one, when the database holds no data (a missing
+    SQLite file, a PostgreSQL database without tables) the latest backup is restored first (none
+    yet: start empty, logged), and a target that cannot be read raises
+    :class:`BackupUnavailable` before any store is opened. Then backups run on schedule, on
+    SIGTERM and at exit."""
     url = url or default_url()
     target = target_from_env()
     if target is None:
         return Store(url), None
-    db_file = sqlite_path(url)
-    if db_file is None:
-        backend = make_url(url).get_backend_name()
-        raise ValueError(f"backups (EOTD_BACKUP_REPO/EOTD_BACKUP_DIR) need SQLite, not {backend}")
-    if db_file.exists():
-        log.info("keeping the existing database %s; backups go to %s", db_file, target)
-    elif restore_latest(target, db_file):
-        log.info("restored %s from the latest backup in %s", db_file, target)
+    if has_data(url):
+        log.info("keeping the existing database; backups go to %s", target)
+    elif restore_latest(target, url):
+        log.info("restored the database from the latest backup in %s", target)
     else:
-        log.info("no backup in %s yet: starting with an empty store at %s", target, db_file)
+        log.info("no backup in %s yet: starting with an empty store", target)
     store = Store(url)
     return store, scheduler_from_env(store)

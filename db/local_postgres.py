@@ -8,7 +8,8 @@ folder, listening only on a unix socket in that folder (no TCP port, so parallel
 cannot collide), trusting local connections, stopped and deleted on exit. PostgreSQL refuses to
 run as root, so as root the server runs as the ``postgres`` user (made by Debian's package) or
 ``nobody``. ``durable=False`` turns off fsync, which only matters if the machine itself crashes:
-right for tests, wrong for a benchmark that compares commit costs with SQLite's FULL sync.
+right for tests, wrong for a benchmark that compares commit costs with SQLite's FULL sync; it
+also turns off autovacuum, so that the server writes only what it is asked to.
 
 Install the server with ``apt-get install postgresql`` (``.ci/run`` does).
 """
@@ -34,21 +35,18 @@ class PostgresUnavailable(RuntimeError):
     """The server could not be started here; the message says why."""
 
 
-def find_bindir() -> Path:
-    """The folder with ``initdb`` and ``pg_ctl``: on ``PATH``, else Debian's newest
-    ``/usr/lib/postgresql/N/bin``."""
-    on_path = shutil.which("pg_ctl")
-    if on_path and shutil.which("initdb"):
-        return Path(on_path).parent
+def postgres_program(name: str) -> Path:
+    """A PostgreSQL program (``initdb``, ``pg_ctl``, ``pg_dump``, ...): on ``PATH``, else in
+    Debian's newest ``/usr/lib/postgresql/N/bin`` (Debian puts only the clients on ``PATH``)."""
+    if on_path := shutil.which(name):
+        return Path(on_path)
     found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
     if not found:
-        raise PostgresUnavailable(
-            "PostgreSQL's initdb and pg_ctl are not installed: apt-get install postgresql"
-        )
-    return found[-1].parent
+        raise PostgresUnavailable(f"{name} is not installed: apt-get install postgresql")
+    return found[-1]
 
 
 def _server_user() -> str | None:
@@ -68,6 +66,7 @@ class LocalPostgres:
     """A PostgreSQL cluster of our own; see the module docstring."""
 
     def __init__(self, durable: bool = True, bindir: Path | None = None) -> None:
+        """``bindir``: where ``initdb`` and ``pg_ctl`` are (default: :func:`postgres_program`)."""
         self.durable = durable
         self.bindir = bindir
         self.root: Path | None = None
@@ -95,7 +94,6 @@ class LocalPostgres:
         return self.url(name)
 
     def start(self) -> LocalPostgres:
-        bindir = self.bindir or find_bindir()
         self._user = _server_user()
         self.root = Path(tempfile.mkdtemp(prefix="eotd-pg-"))
         self.root.chmod(0o755)  # the server's account must reach its folders
@@ -110,12 +108,13 @@ class LocalPostgres:
             f"port={PORT}",
             "max_connections=200",
         ]
-        if not self.durable:
+        if not self.durable:  # a test server: nothing survives a machine crash, nothing runs
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+            settings += ["autovacuum=off"]  # on its own (backup tests watch the WAL position)
         options = " ".join(f"-c {s}" for s in settings)
-        initdb = [bindir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust"]
+        initdb = [self._program("initdb"), "-D", data, "-U", SUPERUSER, "--auth=trust"]
         initdb += ["--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]
-        start = [bindir / "pg_ctl", "-D", data, "-l", self.root / "log" / "server.log"]
+        start = [self._program("pg_ctl"), "-D", data, "-l", self.root / "log" / "server.log"]
         start += ["-w", "-t", "60", "-o", options, "start"]
         try:
             self._as_server(initdb)
@@ -131,8 +130,7 @@ class LocalPostgres:
             return
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
-            bindir = self.bindir or find_bindir()
-            self._as_server([bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"])
+            self._as_server([self._program("pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"])
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
@@ -140,6 +138,9 @@ class LocalPostgres:
         """The server's log so far (for error messages)."""
         path = self.root / "log" / "server.log" if self.root else None
         return path.read_text(errors="replace") if path and path.exists() else ""
+
+    def _program(self, name: str) -> Path:
+        return self.bindir / name if self.bindir else postgres_program(name)
 
     def _as_server(self, command: list[Path | str]) -> None:
         """Run a server program as the server's account; raise with its output if it fails."""

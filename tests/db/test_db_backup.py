@@ -1,12 +1,11 @@
 """Backups to a local folder target: consistent snapshots while writing, restore (and refusing to
-start over a target it cannot read), the write/interval schedule, and last backups on SIGTERM and
-at exit in real subprocesses."""
+start over a target it cannot read), the write/interval schedule, on SQLite and PostgreSQL; and
+last backups on SIGTERM and at exit in real subprocesses."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,11 +22,11 @@ from huggingface_hub.errors import (
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
 )
+from sqlalchemy import text
 
 from db.backup import (
     EXPORT,
     LATEST,
-    SNAPSHOT,
     BackupScheduler,
     BackupUnavailable,
     HfDatasetRepo,
@@ -37,7 +36,9 @@ from db.backup import (
     restore_latest,
     target_from_env,
 )
+from db.connection import make_engine, sqlite_path
 from db.export import read_export
+from db.snapshots import has_data, restore, snapshot_file
 from db.store import Store
 from tests.db.support import integrity, sqlite_url
 
@@ -55,12 +56,16 @@ def latest(target: LocalFolder) -> Path:
     return target.root / (target.root / LATEST).read_text().strip()
 
 
-def problems_in(snapshot_dir: Path) -> list[str]:
-    connection = sqlite3.connect(snapshot_dir / SNAPSHOT)
+def problems_in(backup_dir: Path, scratch_url: str) -> list[str]:
+    """The questions in a backup's snapshot, restored into the empty database ``scratch_url``."""
+    restore(scratch_url, backup_dir / snapshot_file(scratch_url))
+    engine = make_engine(scratch_url)
     try:
-        return [q for (q,) in connection.execute("SELECT question FROM problems ORDER BY id")]
+        with engine.connect() as connection:
+            query = text("SELECT question FROM problems ORDER BY id")
+            return list(connection.scalars(query))
     finally:
-        connection.close()
+        engine.dispose()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> None:
@@ -81,19 +86,13 @@ def wait_for_backups(target: LocalFolder, count: int, timeout_s: float = 20) -> 
     wait_until(done, timeout_s)
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """Backups snapshot SQLite files: these tests use one, at the path the app would."""
-    return sqlite_url(tmp_path / "eotd.sqlite3")
-
-
 def add_problems(store: Store, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         store.add_problem(f"question {i}", i, "test", f"test-{i}")
 
 
 def test_snapshot_while_writing_is_consistent_and_restores(
-    store: Store, problem_id: int, tmp_path: Path
+    store: Store, problem_id: int, tmp_path: Path, new_url: Callable[..., str]
 ):
     approved = store.add_correction("cot", "The answer is 18.", "alice", problem_id)
     store.review(approved.id, "bob", "approved")
@@ -114,7 +113,9 @@ def test_snapshot_while_writing_is_consistent_and_restores(
 
     folder = Path(result.location)
     assert (target.root / LATEST).read_text().strip() == result.name == folder.name
-    assert integrity(folder / SNAPSHOT) == "ok"
+    assert (folder / snapshot_file(store.url)).is_file()
+    if sqlite_path(store.url):
+        assert integrity(folder / snapshot_file(store.url)) == "ok"
     assert [r["correction_id"] for r in read_export(folder / EXPORT)] == [approved.id]
     assert result.corrections_exported == 1
     record = store.exports()[0]
@@ -124,20 +125,22 @@ def test_snapshot_while_writing_is_consistent_and_restores(
         [approved.id],
     )
 
-    restored_file = tmp_path / "restored" / "eotd.sqlite3"
-    assert restore_latest(target, restored_file)
-    restored = Store(sqlite_url(restored_file))
+    restored_url = new_url()  # a wiped disk, or a new empty PostgreSQL database
+    assert restore_latest(target, restored_url)
+    restored = Store(restored_url)
     assert restored.get_correction(approved.id).status == "approved"
     snapshot_count = restored.stats().corrections
     assert 1 <= snapshot_count <= store.stats().corrections
-    assert not restore_latest(target, restored_file)  # an existing database is never replaced
+    restored.close()
+    assert not restore_latest(target, restored_url)  # an existing database is never replaced
 
 
 @pytest.mark.parametrize("root", ["missing", "empty"])
 def test_restore_without_backups_yet_does_nothing(tmp_path: Path, root: str):
     if root == "empty":
         (tmp_path / "backups").mkdir()
-    assert not restore_latest(LocalFolder(tmp_path / "backups"), tmp_path / "db.sqlite3")
+    url = sqlite_url(tmp_path / "db.sqlite3")
+    assert not restore_latest(LocalFolder(tmp_path / "backups"), url)
     assert not (tmp_path / "db.sqlite3").exists()
 
 
@@ -155,7 +158,8 @@ def _latest_points_outside(root: Path) -> None:
 
 
 def _backup_without_its_database(root: Path) -> None:
-    (latest(LocalFolder(root)) / SNAPSHOT).unlink()
+    for snapshot in latest(LocalFolder(root)).glob("eotd.*"):
+        snapshot.unlink()
 
 
 def _a_file_where_the_folder_should_be(root: Path) -> None:
@@ -180,17 +184,18 @@ def test_an_unreadable_target_stops_the_start(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     damage: Callable[[Path], None],
+    new_url: Callable[..., str],
 ):
     target = LocalFolder(tmp_path / "backups")
     backup(store, target)
     damage(target.root)
-    wiped = tmp_path / "fresh-disk" / "eotd.sqlite3"
+    wiped = new_url()
     with pytest.raises(BackupUnavailable, match=str(target.root)):
         restore_latest(target, wiped)
     monkeypatch.setenv("EOTD_BACKUP_DIR", str(target.root))
     with pytest.raises(BackupUnavailable):
-        open_store_with_backups(sqlite_url(wiped))
-    assert not wiped.exists()  # no empty store was started in its place
+        open_store_with_backups(wiped)
+    assert not has_data(wiped)  # no empty store was started in its place
 
 
 def _http_error(kind: type[HfHubHTTPError], status: int) -> HfHubHTTPError:
@@ -240,15 +245,17 @@ def test_a_hub_repo_restores_nothing_only_when_it_has_no_backup(
     db_file = tmp_path / "eotd.sqlite3"
     if outcome == "unreadable":
         with pytest.raises(BackupUnavailable, match="hf://datasets/someone/eotd-backup") as info:
-            restore_latest(target, db_file)
+            restore_latest(target, sqlite_url(db_file))
         assert "hf_secret" not in str(info.value)
     else:
-        assert not restore_latest(target, db_file)
+        assert not restore_latest(target, sqlite_url(db_file))
     assert api.created == (["someone/eotd-backup"] if outcome == "repo created" else [])
     assert not db_file.exists()
 
 
-def test_the_scheduler_backs_up_only_what_changed(store: Store, problem_id: int, tmp_path: Path):
+def test_the_scheduler_backs_up_only_what_changed(
+    store: Store, problem_id: int, tmp_path: Path, new_url: Callable[..., str]
+):
     target = LocalFolder(tmp_path / "backups")
     scheduler = BackupScheduler(store, target, interval_s=0.1, every_writes=1000).start()
     try:
@@ -259,12 +266,11 @@ def test_the_scheduler_backs_up_only_what_changed(store: Store, problem_id: int,
         assert len(backups(target)) == 1
 
         # another process changes the database: noticed although this process never wrote
-        update = "UPDATE problems SET question = 'changed elsewhere' WHERE id = ?"
-        code = f"import sqlite3; c = sqlite3.connect({str(tmp_path / 'eotd.sqlite3')!r}); "
-        code += f"c.execute({update!r}, ({problem_id},)); c.commit()"
-        subprocess.run([sys.executable, "-c", code], check=True)
+        update = f"UPDATE problems SET question = 'changed elsewhere' WHERE id = {problem_id}"
+        code = "import sys, sqlalchemy as sa\nwith sa.create_engine(sys.argv[1]).begin() as c:\n"
+        code += "    c.execute(sa.text(sys.argv[2]))"
+        subprocess.run([sys.executable, "-c", code, store.url, update], check=True)
         wait_for_backups(target, 2)
-        assert problems_in(latest(target)) == ["changed elsewhere"]
         time.sleep(0.3)
         assert len(backups(target)) == 2
     finally:
@@ -272,9 +278,13 @@ def test_the_scheduler_backs_up_only_what_changed(store: Store, problem_id: int,
     assert scheduler.last_error is None
     assert len(backups(target)) == 2  # stop(): nothing changed, no last backup
     assert store.exports() == []  # the scheduler writes nothing to the store
+    # (read only now: on PostgreSQL, restoring it into a scratch database moves the version)
+    assert problems_in(latest(target), new_url()) == ["changed elsewhere"]
 
 
-def test_n_writes_trigger_a_backup_before_the_interval(store: Store, tmp_path: Path):
+def test_n_writes_trigger_a_backup_before_the_interval(
+    store: Store, tmp_path: Path, new_url: Callable[..., str]
+):
     target = LocalFolder(tmp_path / "backups")
     scheduler = BackupScheduler(store, target, interval_s=3600, every_writes=5).start()
     try:
@@ -284,12 +294,12 @@ def test_n_writes_trigger_a_backup_before_the_interval(store: Store, tmp_path: P
         assert backups(target) == []
         add_problems(store, 1, start=4)
         wait_for_backups(target, 1, timeout_s=10)
-        assert len(problems_in(latest(target))) == 5
+        assert len(problems_in(latest(target), new_url())) == 5
         add_problems(store, 1, start=5)
     finally:
         scheduler.stop()
     assert len(backups(target)) == 2  # stop(): the sixth write was not backed up yet
-    assert len(problems_in(latest(target))) == 6
+    assert len(problems_in(latest(target), new_url())) == 6
     assert scheduler.last_error is None
     with pytest.raises(ValueError, match="positive"):
         BackupScheduler(store, target, interval_s=0)
@@ -326,14 +336,15 @@ def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    new_url: Callable[..., str],
 ):
     backup(store, LocalFolder(tmp_path / "backups"))
     monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.delenv("EOTD_BACKUP_INTERVAL", raising=False)
     monkeypatch.delenv("EOTD_BACKUP_EVERY_WRITES", raising=False)
     sigterm_before = signal.getsignal(signal.SIGTERM)
-    wiped = tmp_path / "fresh-disk" / "eotd.sqlite3"  # a restarted Space: no database file
-    restored, scheduler = open_store_with_backups(sqlite_url(wiped))
+    wiped = new_url()  # a restarted Space: no database file (or an empty PostgreSQL database)
+    restored, scheduler = open_store_with_backups(wiped)
     assert scheduler is not None
     try:
         assert restored.get_problem(problem_id).question == store.get_problem(problem_id).question
@@ -346,7 +357,7 @@ def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
 
     monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path / "first-start"))
     with caplog.at_level("INFO", logger="db.backup"):
-        empty, scheduler = open_store_with_backups(sqlite_url(tmp_path / "new" / "eotd.sqlite3"))
+        empty, scheduler = open_store_with_backups(new_url())
     assert scheduler is not None
     scheduler.stop(final_backup=False)
     assert empty.stats().problems == 0
@@ -354,10 +365,11 @@ def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
     empty.close()
 
     monkeypatch.setenv("EOTD_BACKUP_EVERY_WRITES", "lots")
+    other = new_url()
     with pytest.raises(ValueError, match="EOTD_BACKUP_EVERY_WRITES"):
-        open_store_with_backups(sqlite_url(tmp_path / "other.sqlite3"))
+        open_store_with_backups(other)
     monkeypatch.delenv("EOTD_BACKUP_DIR")
-    plain, none = open_store_with_backups(sqlite_url(tmp_path / "other.sqlite3"))
+    plain, none = open_store_with_backups(other)
     assert none is None and plain.stats().problems == 0
     plain.close()
 
@@ -428,4 +440,5 @@ def test_a_last_backup_on_sigterm_and_at_exit_holds_every_row(
     assert child.returncode == returncode, err
     assert ("previous handler" in out) == (how == "chained")
     assert len(backups(target)) == 1
-    assert problems_in(latest(target)) == [f"question {i}" for i in range(rows)]
+    scratch = sqlite_url(tmp_path / "scratch.sqlite3")
+    assert problems_in(latest(target), scratch) == [f"question {i}" for i in range(rows)]
