@@ -46,13 +46,22 @@ def studio(tmp_path: Path, tiny_student: Student, eval_sets: EvalSets) -> Iterat
 
 
 @pytest.fixture(scope="module")
+def store_url() -> str | None:
+    """The store of the module's launched app; None: a fresh SQLite file."""
+    return None
+
+
+@pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, tiny_student: Student, eval_sets: EvalSets
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_student: Student,
+    eval_sets: EvalSets,
+    store_url: str | None,
 ) -> Iterator[Served]:
     """The app over a fresh store, launched in this process."""
     real = os.environ.get("EOTD_APP_TEST_MODEL")
     student = Student.from_pretrained(real, max_new_tokens=96) if real else tiny_student
-    studio = make_studio(tmp_path_factory.mktemp("served"), student, eval_sets)
+    studio = make_studio(tmp_path_factory.mktemp("served"), student, eval_sets, store_url)
     demo = build_app(studio)
     yield Served(studio, launch_local(demo, studio))
     demo.close()

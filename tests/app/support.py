@@ -24,9 +24,16 @@ REV = Actor("rev", Role.REVIEWER)
 ADMIN = Actor("root", Role.ADMIN)
 
 
-def make_studio(folder: Path, student: Student | None, eval_sets: EvalSets, **kw) -> Studio:
-    """A studio over a fresh SQLite file (local mode unless ``access`` says otherwise)."""
-    store = Store(f"sqlite:///{folder / 'eotd.sqlite3'}")
+def make_studio(
+    folder: Path,
+    student: Student | None,
+    eval_sets: EvalSets,
+    store_url: str | None = None,
+    **kw,
+) -> Studio:
+    """A studio over ``store_url`` or a fresh SQLite file in ``folder`` (local mode unless
+    ``access`` says otherwise)."""
+    store = Store(store_url or f"sqlite:///{folder / 'eotd.sqlite3'}")
     return Studio(store, student, eval_sets=eval_sets, export_dir=folder / "exports", **kw)
 
 

@@ -1,4 +1,5 @@
-"""Every named API endpoint, through gradio_client against the launched app."""
+"""Every named API endpoint, through gradio_client against the launched app, over a SQLite
+store and a PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from gradio_client.exceptions import AppError
 
 from db import APPROVED, PENDING
 from tests.app.support import SVAMP_1, SVAMP_1_EOT, Served
+from tests.db.support import BACKENDS
 
 ENDPOINTS = {"/solve", "/check_equations", "/save_correction", "/review_correction",
              "/export_corrections"}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").create_database("app_api")
 
 
 @pytest.fixture(scope="module")

@@ -1,38 +1,16 @@
 """Fixtures for the store tests: every store test runs on a real SQLite file and on a real
-PostgreSQL server (a throwaway cluster for the test session, a new database for each test)."""
+PostgreSQL server (``postgres``, the test session's; a new database for each test)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from db.local_postgres import LocalPostgres, PostgresUnavailable
-from db.migrate import upgrade
 from db.store import Store
-from tests.db.support import sqlite_url
-
-BACKENDS = ("sqlite", "postgresql")
-HEAD_TEMPLATE = "eotd_head"
-"""A database at the latest schema, copied for each test that does not test migrations."""
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[LocalPostgres]:
-    """The test session's PostgreSQL server. Where it cannot start, the tests that need it are
-    skipped here with the reason, and fail in CI, which must have it (``.ci/run`` installs it)."""
-    try:
-        server = LocalPostgres(durable=False).start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must test PostgreSQL, but its server did not start: {exc}")
-        pytest.skip(f"PostgreSQL did not start here: {exc}")
-    upgrade(server.create_database(HEAD_TEMPLATE))
-    yield server
-    server.stop()
+from tests.db.support import BACKENDS, HEAD_TEMPLATE, sqlite_url
 
 
 @pytest.fixture(params=BACKENDS)

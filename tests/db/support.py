@@ -5,6 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+BACKENDS = ("sqlite", "postgresql")
+"""The store's backends; tests that take ``backend`` (or ``new_url``, ``db_url``, ``store``) run
+on each."""
+HEAD_TEMPLATE = "eotd_head"
+"""A PostgreSQL database at the latest schema, copied for each test that does not test
+migrations."""
+
 EOT_18 = "% eggs left\nleft = 16 - 3 - 4\nmoney = left * 2\nans = money\n"
 """An equation system for GSM8K test 0 (answer 18)."""
 
