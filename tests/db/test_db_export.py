@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import datasets
 import pytest
 
+from db import transfer
+from db.connection import sqlite_path
 from db.export import CARD, DATASET_DIR, JSONL, PARQUET, read_export
+from db.local_postgres import LocalPostgres
 from db.store import Store, StoreError
 from tests.db.support import EOT_18, sqlite_url
 
@@ -124,3 +128,34 @@ def test_import_round_trips(store: Store, approved: list[int], tmp_path: Path):
     assert [r.note for r in other.reviews(report.added[0])] == [
         f"imported from export row {original[0]['id']}"
     ]
+
+
+def test_the_cli_moves_approved_corrections_to_the_other_backend(
+    store: Store,
+    approved: list[int],
+    tmp_path: Path,
+    postgres: LocalPostgres,
+    capsys: pytest.CaptureFixture,
+):
+    """A Space's SQLite store into a team's PostgreSQL server, and back."""
+    cli = transfer.main
+    assert cli(["--db_url", store.url, "export", str(tmp_path / "out"), "--by", "ops"]) == 0
+    assert "exported 3 approved corrections" in capsys.readouterr().out
+    assert cli(["--db_url", store.url, "list"]) == 0
+    assert capsys.readouterr().out.split("\t")[2:4] == ["ops", "3"]
+
+    if sqlite_path(store.url):
+        other = postgres.create_database(f"team_{uuid.uuid4().hex[:8]}")
+    else:
+        other = sqlite_url(tmp_path / "space.sqlite3")
+    assert cli(["--db_url", other, "import", str(tmp_path / "out")]) == 0
+    assert cli(["--db_url", other, "import", str(tmp_path / "out" / JSONL)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["imported 3 corrections, skipped 0 already here",
+                   "imported 0 corrections, skipped 3 already here"]  # fmt: skip
+    moved = Store(other)
+    assert moved.stats().by_status["approved"] == 3
+    moved.close()
+
+    assert cli(["--db_url", other, "import", str(tmp_path / "missing")]) == 1
+    assert "error:" in capsys.readouterr().err
