@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from db.backup import open_store_with_backups
+from db.settings import StoreSettings
 from studio.handlers import Studio
 from studio.identity import Access
 from studio.shipped import register_shipped
@@ -42,7 +43,10 @@ class AppConfig:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(AppConfig, argv)
-    store, _backups = open_store_with_backups(cfg.db_url or None)  # backups: see db/README.md
+    settings = StoreSettings.from_env()
+    if cfg.db_url:
+        settings = replace(settings, db_url=cfg.db_url)
+    store, _backups = open_store_with_backups(settings)  # backups: see db/README.md
     if not cfg.model and cfg.adapter == "default":  # a fresh store serves the shipped student
         register_shipped(store)
     access = Access.detect(store, cfg.host or None)
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         engine=os.environ.get("EOTD_ENGINE", "auto") if cfg.engine == "auto" else cfg.engine,
         precision=cfg.precision,
         access=access,
+        export_dir=settings.data_dir / "exports",
     )
     if cfg.preload:
         info = studio.model_info()

@@ -16,7 +16,6 @@ annotator and by dataset), ``stats()`` and ``conflicts()``.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import tempfile
@@ -32,16 +31,17 @@ from sqlalchemy import insert
 
 from db.local_postgres import LocalPostgres
 from db.models import Correction, Problem, utcnow
+from db.settings import StoreSettings
 from db.store import Store, question_hash
 
 EOT = "% eggs left\nleft = 16 - 3 - 4\nmoney = left * 2\nans = money\n"
 DATASETS = ("gsm8k", "svamp", "asdiv", "multiarith", "typed")
 
 
-def write_rate(url: str, thought: str, n: int, threads: int) -> float:
+def write_rate(url: str, synchronous: str, thought: str, n: int, threads: int) -> float:
     """Corrections per second into the empty store at ``url``, ``n`` in all, from ``threads``
     threads."""
-    store = Store(url)
+    store = Store(url, settings=StoreSettings(sqlite_synchronous=synchronous))
     problem = store.add_problem("Janet's ducks lay 16 eggs...", 18)
     text = EOT if thought == "eot" else "She makes $18. The answer is 18."
 
@@ -143,16 +143,14 @@ def main() -> None:
         variants += [("postgresql", "")] if server else []
         print("corrections written per second (Store.add_correction)")
         for backend, synchronous in variants:
-            os.environ["EOTD_SQLITE_SYNCHRONOUS"] = synchronous or "FULL"
             for thought, n, threads in (
                 ("cot", args.writes, 1),
                 ("cot", args.writes, args.threads),
                 ("eot", args.eot, 1),
             ):
-                rate = write_rate(new_url(backend), thought, n, threads)
+                rate = write_rate(new_url(backend), synchronous or "FULL", thought, n, threads)
                 label = f"{backend} {synchronous}".strip()
                 print(f"  {label:18} {thought} x{n:<5} {threads} thread(s): {rate:7.0f}/s")
-        os.environ.pop("EOTD_SQLITE_SYNCHRONOUS", None)
 
         for backend in backends:
             query_latency(Store(new_url(backend)), backend, args.rows, args.repeat)

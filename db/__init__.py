@@ -1,6 +1,5 @@
 """The correction store: SQLAlchemy models, migrations, the :class:`Store` API, export, backup."""
 
-from db.connection import default_url
 from db.migrate import upgrade
 from db.models import (
     APPROVED,
@@ -14,6 +13,7 @@ from db.models import (
     Problem,
     Review,
 )
+from db.settings import StoreSettings
 from db.store import (
     Conflict,
     CorrectionRejected,
@@ -48,6 +48,6 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
-    "default_url",
+    "StoreSettings",
     "upgrade",
 ]

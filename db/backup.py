@@ -9,8 +9,8 @@ data yet; :class:`BackupScheduler` takes a backup after ``every_writes`` writes 
 seconds, whichever comes first, but only when the database changed since the last one, and a last
 one when the process gets SIGTERM or exits.
 
-Configure from the environment (:func:`open_store_with_backups` does it all): ``EOTD_BACKUP_REPO``
-(dataset repo id, token from ``HF_TOKEN``) or ``EOTD_BACKUP_DIR`` (a folder),
+Configured by the store's settings (``db.settings``; :func:`open_store_with_backups` does it all):
+``EOTD_BACKUP_REPO`` (dataset repo id, token from ``HF_TOKEN``) or ``EOTD_BACKUP_DIR`` (a folder),
 ``EOTD_BACKUP_INTERVAL`` (seconds, default 60) and ``EOTD_BACKUP_EVERY_WRITES`` (default 20).
 """
 
@@ -22,7 +22,6 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +30,10 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, event
 
-from db.connection import WRITE, default_url
+from db.connection import WRITE
 from db.export import write_export
 from db.models import utcnow
+from db.settings import EVERY_WRITES, INTERVAL_S, StoreSettings
 from db.snapshots import Snapshots, has_data, open_snapshots, restore, snapshot_file
 from db.store import Store
 
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 
 EXPORT = "export"
 LATEST = "latest"
-
-INTERVAL_S = 60.0
-"""Default ``EOTD_BACKUP_INTERVAL``: at most a minute of work is lost when a Space's disk goes."""
-EVERY_WRITES = 20
-"""Default ``EOTD_BACKUP_EVERY_WRITES``: a busy session is backed up sooner than the interval."""
 
 _WROTE = "eotd_backup_wrote"  # connection info flag: a write transaction committed on it
 
@@ -398,55 +393,33 @@ def _mark_write(connection: Connection) -> None:
         connection.info[_WROTE] = True
 
 
-def target_from_env() -> BackupTarget | None:
-    """The backup target configured in the environment, if any."""
-    if repo := os.environ.get("EOTD_BACKUP_REPO"):
-        return HfDatasetRepo(repo, token=os.environ.get("HF_TOKEN"))
-    if folder := os.environ.get("EOTD_BACKUP_DIR"):
-        return LocalFolder(Path(folder))
+def target_of(settings: StoreSettings) -> BackupTarget | None:
+    """The backup target the settings name, if any (a Hub repo before a folder)."""
+    if settings.backup_repo:
+        return HfDatasetRepo(settings.backup_repo, token=settings.hf_token)
+    if settings.backup_dir:
+        return LocalFolder(Path(settings.backup_dir))
     return None
 
 
-def _setting(name: str, default: T, convert: Callable[[str], T]) -> T:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return convert(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-
-
-def scheduler_from_env(store: Store) -> BackupScheduler | None:
-    """A started scheduler, backing up at exit too, if a backup target is configured; else None."""
-    target = target_from_env()
-    if target is None:
-        return None
-    scheduler = BackupScheduler(
-        store,
-        target,
-        interval_s=_setting("EOTD_BACKUP_INTERVAL", INTERVAL_S, float),
-        every_writes=_setting("EOTD_BACKUP_EVERY_WRITES", EVERY_WRITES, int),
-    )
-    return scheduler.start().backup_on_exit()
-
-
-def open_store_with_backups(url: str | None = None) -> tuple[Store, BackupScheduler | None]:
+def open_store_with_backups(settings: StoreSettings) -> tuple[Store, BackupScheduler | None]:
     """Open the store the way the app does on a host with a wiped disk. Without a backup target
-    configured this is just ``Store(url)``. With one, when the database holds no data (a missing
-    SQLite file, a PostgreSQL database without tables) the latest backup is restored first (none
-    yet: start empty, logged), and a target that cannot be read raises
+    configured this is just ``Store(settings=settings)``. With one, when the database holds no
+    data (a missing SQLite file, a PostgreSQL database without tables) the latest backup is
+    restored first (none yet: start empty, logged), and a target that cannot be read raises
     :class:`BackupUnavailable` before any store is opened. Then backups run on schedule, on
     SIGTERM and at exit."""
-    url = url or default_url()
-    target = target_from_env()
+    target = target_of(settings)
     if target is None:
-        return Store(url), None
-    if has_data(url):
+        return Store(settings=settings), None
+    if has_data(settings.url):
         log.info("keeping the existing database; backups go to %s", target)
-    elif restore_latest(target, url):
+    elif restore_latest(target, settings.url):
         log.info("restored the database from the latest backup in %s", target)
     else:
         log.info("no backup in %s yet: starting with an empty store", target)
-    store = Store(url)
-    return store, scheduler_from_env(store)
+    store = Store(settings=settings)
+    scheduler = BackupScheduler(
+        store, target, settings.backup_interval_s, settings.backup_every_writes
+    )
+    return store, scheduler.start().backup_on_exit()

@@ -1,12 +1,10 @@
-"""Where the store lives and how to connect to it safely from many threads and processes.
-
-``EOTD_DB_URL`` picks the database (any SQLAlchemy URL; PostgreSQL for teams). Without it the store
-is the SQLite file ``eotd.sqlite3`` in ``EOTD_DATA_DIR`` (default ``./var``).
+"""How to connect to the store's database safely from many threads and processes (where it
+lives: ``db.settings``).
 
 SQLite connections get WAL mode (readers never block the writer), a busy timeout, foreign keys and
-``synchronous=FULL``: a committed correction survives even a power cut. ``EOTD_SQLITE_SYNCHRONOUS=
-NORMAL`` trades that for speed (commits skip the fsync; still safe when the app crashes or is
-killed, but a power cut may undo the last commits). The driver's own transaction
+``synchronous=FULL``: a committed correction survives even a power cut. ``NORMAL``
+(``EOTD_SQLITE_SYNCHRONOUS``) trades that for speed (commits skip the fsync; still safe when the
+app crashes or is killed, but a power cut may undo the last commits). The driver's own transaction
 handling is switched off so that we emit ``BEGIN`` ourselves: write transactions use
 ``BEGIN IMMEDIATE``, which takes the write lock up front and waits for it under the busy timeout,
 instead of failing with "database is locked" when a read transaction later tries to write.
@@ -14,29 +12,15 @@ instead of failing with "database is locked" when a read transaction later tries
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 
+from db.settings import SYNCHRONOUS
+
 WRITE = "eotd_write"
 """Execution option: this connection's transactions write (``BEGIN IMMEDIATE`` on SQLite)."""
-
-DB_FILE = "eotd.sqlite3"
-
-
-def data_dir() -> Path:
-    """The data directory: ``EOTD_DATA_DIR`` or ``./var``."""
-    return Path(os.environ.get("EOTD_DATA_DIR", "var"))
-
-
-def default_url() -> str:
-    """``EOTD_DB_URL``, else a SQLite file in the data directory."""
-    url = os.environ.get("EOTD_DB_URL")
-    if url:
-        return url
-    return f"sqlite:///{(data_dir() / DB_FILE).resolve()}"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -52,14 +36,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 30.0, synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; for SQLite, with the pragmas and transaction control above."""
     path = sqlite_path(url)
     if path is None:
         return create_engine(url, pool_pre_ping=True)
-    synchronous = os.environ.get("EOTD_SQLITE_SYNCHRONOUS", "FULL").upper()
-    if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-        raise ValueError(f"EOTD_SQLITE_SYNCHRONOUS={synchronous!r}: use FULL, NORMAL or EXTRA")
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous={synchronous!r}: use FULL, NORMAL or EXTRA")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Room for every Gradio worker thread to read at once; writers queue in the Store anyway.
     engine = create_engine(

@@ -15,7 +15,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine
 
-from db.connection import WRITE, default_url, make_engine
+from db.connection import WRITE, make_engine
+from db.settings import StoreSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UPGRADE_LOCK = 0x454F5444  # "EOTD": the PostgreSQL advisory lock that serialises upgrades
@@ -31,8 +32,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(url: str | Engine | None = None, revision: str = "head") -> None:
-    """Bring the database at ``url`` (default :func:`db.connection.default_url`) to ``revision``."""
-    engine = url if isinstance(url, Engine) else make_engine(url or default_url())
+    """Bring the database at ``url`` (default: the environment's, ``db.settings``) to
+    ``revision``."""
+    engine = url if isinstance(url, Engine) else make_engine(url or StoreSettings.from_env().url)
     try:
         writer = engine.execution_options(**{WRITE: True})
         with writer.connect() as connection, connection.begin():

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from db.access import SYSTEM
+from db.settings import StoreSettings
 from db.store import Store, StoreError
 
 
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     into.add_argument("path")
     sub.add_parser("list", help="list the exports made from this store")
     args = parser.parse_args(argv)
-    store = Store(args.db_url)
+    store = Store(args.db_url, settings=StoreSettings.from_env())
     try:
         if args.command == "export":
             record = store.export(args.out, by=args.by)

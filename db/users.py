@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from db import audit
 from db.access import SYSTEM, Actor, Role
 from db.models import User, utcnow
+from db.settings import StoreSettings
 from db.store import NotFound, Store, StoreError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -205,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     off = sub.add_parser("disable", help="disable an account")
     off.add_argument("name")
     args = parser.parse_args(argv)
-    store = Store(args.db_url)
+    store = Store(args.db_url, settings=StoreSettings.from_env())
     try:
         if args.command == "add":
             password = None

@@ -26,8 +26,8 @@ import pandas as pd
 from db import APPROVED, REJECTED, Correction, ModelVersion, Review, Store
 from db import audit as audit_log
 from db.access import Actor, require
-from db.connection import data_dir
 from db.models import STATUSES
+from db.settings import StoreSettings
 from eotd.prompts import THOUGHTS
 from studio import active, queries
 from studio.batching import Batcher
@@ -92,6 +92,8 @@ class Studio:
     ``student`` may be given ready-made (tests pass a tiny model); otherwise it is loaded on
     first use (see :meth:`student`) with :meth:`eotd.student.Student.from_pretrained`.
     Concurrent solves share batched generate calls of up to ``max_batch`` questions.
+    Exports go to ``export_dir`` (the app passes its data dir's ``exports``; default
+    ``var/exports``).
     """
 
     def __init__(
@@ -120,7 +122,7 @@ class Studio:
         self.limits = limits or RateLimiter()
         self.engine, self.precision = engine, precision
         self.eval_sets = eval_sets or EvalSets()
-        self.export_dir = Path(export_dir) if export_dir else data_dir() / "exports"
+        self.export_dir = Path(export_dir or StoreSettings().data_dir / "exports")
         self.timeout = timeout
         self.max_new_tokens = max_new_tokens
         self._base, self._adapter = base, adapter

@@ -23,6 +23,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
 from db.export import read_export
+from db.settings import StoreSettings
 from db.store import Store
 from eotd.engines import load, resolve
 from eotd.generation import Engine
@@ -156,7 +157,8 @@ def retrain(cfg: RetrainConfig) -> Round:
     started = time.perf_counter()
     out = Path(cfg.output_dir)
     save_config(cfg, out)
-    store = None if cfg.from_export else Store(cfg.db_url or None)
+    settings = StoreSettings.from_env()
+    store = None if cfg.from_export else Store(cfg.db_url or None, settings=settings)
     corrections = correction_rows(cfg, store)
     if not corrections:
         raise SystemExit("no approved corrections that have not been used yet: nothing to retrain")

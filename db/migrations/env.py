@@ -1,10 +1,11 @@
-"""Alembic environment: uses the connection handed over by ``db.migrate`` or, from the CLI,
-``EOTD_DB_URL`` / the default SQLite file."""
+"""Alembic environment: uses the connection handed over by ``db.migrate`` or, from the CLI, the
+environment's store (``EOTD_DB_URL`` / the default SQLite file: ``db.settings``)."""
 
 from alembic import context
 
-from db.connection import default_url, make_engine
+from db.connection import make_engine
 from db.models import Base
+from db.settings import StoreSettings
 
 connection = context.config.attributes.get("connection")
 
@@ -18,7 +19,8 @@ def _run(conn: object) -> None:
 if connection is not None:
     _run(connection)
 else:
-    engine = make_engine(default_url())
+    settings = StoreSettings.from_env()
+    engine = make_engine(settings.url, synchronous=settings.sqlite_synchronous)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -3,7 +3,6 @@ small helpers the parts use to read rows."""
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -34,10 +33,6 @@ def must_retry(error: OperationalError) -> bool:
     if getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
     return bool(_LOCKED.search(str(error.orig)))
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class StoreBase:

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.connection import WRITE, default_url, make_engine, sqlite_path
+from db.connection import WRITE, make_engine, sqlite_path
 from db.migrate import upgrade
 from db.models import Correction, Export, Generation, ModelVersion, Problem
-from db.store.base import env_flag
+from db.settings import StoreSettings
 from db.store.corrections import TRANSITIONS, CorrectionStore, conflicting_problem_ids
 from db.store.exports import ExportStore, unused_approved_ids
 from db.store.model_versions import ModelVersionStore
@@ -48,30 +48,35 @@ class Stats:
 
 
 class Store(ExportStore, CorrectionStore, ModelVersionStore):
-    """The correction store at ``url`` (default ``EOTD_DB_URL`` or the SQLite file in the data dir).
+    """The correction store at ``url``, else at ``settings.url``.
 
+    ``settings`` (``db.settings``): how SQLite commits and whether annotators may review their
+    own corrections; an entry point reads them from the environment once and passes them. With
+    neither ``url`` nor ``settings`` (a script), they are read from the environment here; with a
+    ``url`` alone, the defaults apply. ``allow_self_review`` overrides the setting.
     ``upgrade_schema`` brings the schema to the latest migration first (what the app does at
-    start). ``allow_self_review`` lets an
-    annotator review their own corrections (default from ``EOTD_ALLOW_SELF_REVIEW``).
-    ``lock_wait_s`` is how long a write keeps retrying a locked database before giving up.
+    start). ``lock_wait_s`` is how long a write keeps retrying a locked database before giving up.
     """
 
     def __init__(
         self,
         url: str | None = None,
         *,
+        settings: StoreSettings | None = None,
         upgrade_schema: bool = True,
         allow_self_review: bool | None = None,
         busy_timeout_s: float = 30.0,
         lock_wait_s: float = 300.0,
         solve_timeout_s: float = 5.0,
     ) -> None:
-        self.url = url or default_url()
-        self.engine = make_engine(self.url, busy_timeout_s=busy_timeout_s)
+        if settings is None:
+            settings = StoreSettings() if url else StoreSettings.from_env()
+        self.url = url or settings.url
+        self.engine = make_engine(self.url, busy_timeout_s, settings.sqlite_synchronous)
         if upgrade_schema:
             upgrade(self.engine)
         self.allow_self_review = (
-            env_flag("EOTD_ALLOW_SELF_REVIEW") if allow_self_review is None else allow_self_review
+            settings.allow_self_review if allow_self_review is None else allow_self_review
         )
         self.lock_wait_s = lock_wait_s
         self.solve_timeout_s = solve_timeout_s

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.connection import WRITE, sqlite_path
 from db.models import Problem
+from db.settings import StoreSettings
 from db.store import Store
 
 SHARED_QUESTIONS = 50
@@ -37,7 +38,7 @@ def write_corrections(store: Store, name: str, n: int) -> None:
 
 
 def main(url: str, mode: str, name: str, n: int = 0) -> None:
-    store = Store(url)
+    store = Store(url, settings=StoreSettings.from_env())  # EOTD_SQLITE_SYNCHRONOUS
     if mode == "stress":
         print("ready", flush=True)
         sys.stdin.readline()

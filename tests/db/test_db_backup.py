@@ -34,10 +34,11 @@ from db.backup import (
     backup,
     open_store_with_backups,
     restore_latest,
-    target_from_env,
+    target_of,
 )
 from db.connection import make_engine, sqlite_path
 from db.export import read_export
+from db.settings import StoreSettings
 from db.snapshots import has_data, restore, snapshot_file
 from db.store import Store
 from tests.db.support import integrity, sqlite_url
@@ -182,7 +183,6 @@ def _a_file_where_the_folder_should_be(root: Path) -> None:
 def test_an_unreadable_target_stops_the_start(
     store: Store,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     damage: Callable[[Path], None],
     new_url: Callable[..., str],
 ):
@@ -192,9 +192,8 @@ def test_an_unreadable_target_stops_the_start(
     wiped = new_url()
     with pytest.raises(BackupUnavailable, match=str(target.root)):
         restore_latest(target, wiped)
-    monkeypatch.setenv("EOTD_BACKUP_DIR", str(target.root))
     with pytest.raises(BackupUnavailable):
-        open_store_with_backups(wiped)
+        open_store_with_backups(StoreSettings(db_url=wiped, backup_dir=str(target.root)))
     assert not has_data(wiped)  # no empty store was started in its place
 
 
@@ -317,34 +316,34 @@ def test_a_failing_target_is_reported_not_raised(store: Store, tmp_path: Path):
     assert scheduler.run_once() is None  # stopped
 
 
-def test_target_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.delenv("EOTD_BACKUP_REPO", raising=False)
-    monkeypatch.delenv("EOTD_BACKUP_DIR", raising=False)
-    assert target_from_env() is None
-    monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path))
-    assert target_from_env() == LocalFolder(tmp_path)
-    monkeypatch.setenv("EOTD_BACKUP_REPO", "someone/eotd-backup")
-    monkeypatch.setenv("HF_TOKEN", "hf_test")
-    repo = target_from_env()
+def test_the_backup_target_comes_from_the_environment(tmp_path: Path):
+    assert target_of(StoreSettings.from_env({})) is None
+    env = {"EOTD_BACKUP_DIR": str(tmp_path)}
+    assert target_of(StoreSettings.from_env(env)) == LocalFolder(tmp_path)
+    env |= {"EOTD_BACKUP_REPO": "someone/eotd-backup", "HF_TOKEN": "hf_test"}
+    settings = StoreSettings.from_env(env)
+    repo = target_of(settings)
     assert repo == HfDatasetRepo("someone/eotd-backup", token="hf_test")
-    assert "hf_test" not in repr(repo)
+    assert "hf_test" not in repr(repo) and "hf_test" not in repr(settings)
+    env |= {"EOTD_BACKUP_INTERVAL": "5", "EOTD_BACKUP_EVERY_WRITES": "3"}
+    settings = StoreSettings.from_env(env)
+    assert (settings.backup_interval_s, settings.backup_every_writes) == (5.0, 3)
+    with pytest.raises(ValueError, match="EOTD_BACKUP_EVERY_WRITES='lots' is not a number"):
+        StoreSettings.from_env(env | {"EOTD_BACKUP_EVERY_WRITES": "lots"})
 
 
 def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
     store: Store,
     problem_id: int,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     new_url: Callable[..., str],
 ):
     backup(store, LocalFolder(tmp_path / "backups"))
-    monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path / "backups"))
-    monkeypatch.delenv("EOTD_BACKUP_INTERVAL", raising=False)
-    monkeypatch.delenv("EOTD_BACKUP_EVERY_WRITES", raising=False)
     sigterm_before = signal.getsignal(signal.SIGTERM)
     wiped = new_url()  # a restarted Space: no database file (or an empty PostgreSQL database)
-    restored, scheduler = open_store_with_backups(wiped)
+    settings = StoreSettings(db_url=wiped, backup_dir=str(tmp_path / "backups"))
+    restored, scheduler = open_store_with_backups(settings)
     assert scheduler is not None
     try:
         assert restored.get_problem(problem_id).question == store.get_problem(problem_id).question
@@ -355,28 +354,25 @@ def test_the_app_opening_restores_a_wiped_store_and_schedules_backups(
         restored.close()
     assert signal.getsignal(signal.SIGTERM) == sigterm_before
 
-    monkeypatch.setenv("EOTD_BACKUP_DIR", str(tmp_path / "first-start"))
+    first = StoreSettings(db_url=new_url(), backup_dir=str(tmp_path / "first-start"))
     with caplog.at_level("INFO", logger="db.backup"):
-        empty, scheduler = open_store_with_backups(new_url())
+        empty, scheduler = open_store_with_backups(first)
     assert scheduler is not None
     scheduler.stop(final_backup=False)
     assert empty.stats().problems == 0
     assert "no backup in" in caplog.text
     empty.close()
 
-    monkeypatch.setenv("EOTD_BACKUP_EVERY_WRITES", "lots")
-    other = new_url()
-    with pytest.raises(ValueError, match="EOTD_BACKUP_EVERY_WRITES"):
-        open_store_with_backups(other)
-    monkeypatch.delenv("EOTD_BACKUP_DIR")
-    plain, none = open_store_with_backups(other)
+    plain, none = open_store_with_backups(StoreSettings(db_url=new_url()))  # no target
     assert none is None and plain.stats().problems == 0
     plain.close()
 
 
 CHILD = """
 import signal, sys, time
+from dataclasses import replace
 from db.backup import open_store_with_backups
+from db.settings import StoreSettings
 
 how, url, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if how == "chained":
@@ -384,7 +380,7 @@ if how == "chained":
         print("previous handler", flush=True)
         sys.exit(3)
     signal.signal(signal.SIGTERM, previous)
-store, scheduler = open_store_with_backups(url)
+store, scheduler = open_store_with_backups(replace(StoreSettings.from_env(), db_url=url))
 for i in range(rows):
     store.add_problem(f"question {i}", i, "test", f"test-{i}")
 print("ready", flush=True)

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from db.connection import sqlite_path
 from db.models import Correction, Problem
+from db.settings import StoreSettings
 from db.store import Store, StoreBusy
 from tests.db.db_writer import write_corrections
 from tests.db.support import integrity, sqlite_url
@@ -52,7 +53,7 @@ def test_threads_and_processes_writing_at_once_lose_nothing(
 ):
     monkeypatch.setenv("EOTD_SQLITE_SYNCHRONOUS", "NORMAL")  # inherited by the writer processes
     url = db_url
-    store = Store(url)
+    store = Store(url, settings=StoreSettings(sqlite_synchronous="NORMAL"))
     processes = [start_writer(url, "stress", f"proc{i}", str(EACH)) for i in range(PROCESSES)]
     for process in processes:
         assert process.stdout.readline().strip() == "ready", process.stderr.read()

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from db.settings import StoreSettings
 from db.store import ReviewError, Store
 
 
@@ -63,7 +64,7 @@ def test_annotator_may_not_review_own_work_unless_configured(
         store.review(cid, "alice", "approved")
     assert store.get_correction(cid).status == "pending"
     monkeypatch.setenv("EOTD_ALLOW_SELF_REVIEW", "1")
-    solo = Store(store.url)
+    solo = Store(store.url, settings=StoreSettings.from_env())
     solo.review(cid, "alice", "approved")
     assert solo.get_correction(cid).status == "approved"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from db.connection import DB_FILE
+from db.settings import DB_FILE
 from db.store import CorrectionRejected, NotFound, Store, StoreError
 from tests.db.support import EOT_18, sqlite_url
 
@@ -38,8 +38,8 @@ def test_sqlite_connections_are_set_up_for_safety(tmp_path: Path, monkeypatch: p
                 "VALUES (12345, 'x', 'approved', '2026-01-01')"
             )
     monkeypatch.setenv("EOTD_SQLITE_SYNCHRONOUS", "sometimes")
-    with pytest.raises(ValueError, match="use FULL, NORMAL or EXTRA"):
-        Store(store.url)
+    with pytest.raises(ValueError, match="EOTD_SQLITE_SYNCHRONOUS='sometimes': use FULL, NORMAL"):
+        Store()  # a script's store reads the environment
 
 
 def test_in_memory_database_is_refused():
