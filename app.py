@@ -11,12 +11,12 @@ with accounts (``python -m db.users add``) people sign in; on a Space, with Hugg
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, replace
 
 from db.backup import open_store_with_backups
 from db.settings import StoreSettings
+from eotd.settings import EngineSettings
 from studio.handlers import Studio
 from studio.identity import Access
 from studio.shipped import register_shipped
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         adapter=cfg.adapter,
         max_new_tokens=cfg.max_new_tokens,
         max_batch=cfg.max_batch,
-        engine=os.environ.get("EOTD_ENGINE", "auto") if cfg.engine == "auto" else cfg.engine,
+        engine=EngineSettings.from_env().engine if cfg.engine == "auto" else cfg.engine,
         precision=cfg.precision,
         access=access,
         export_dir=settings.data_dir / "exports",

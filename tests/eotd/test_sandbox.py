@@ -32,6 +32,7 @@ from eotd import sandbox
 from eotd.program import execute_program, run_program
 from eotd.sandbox import SandboxPool, run_in_sandbox
 from eotd.sandbox.wire import frame
+from eotd.settings import EngineSettings
 
 MARGIN = 3.0  # seconds of slack on a shared, busy 2-core machine
 
@@ -536,16 +537,16 @@ def test_without_seccomp_programs_are_refused_unless_allowed(monkeypatch, caplog
         pool.shutdown()
 
 
-def test_pool_settings_come_from_the_environment(monkeypatch):
-    for name in ("EOTD_SANDBOX_WAIT", "EOTD_SANDBOX_ALLOW_NO_SECCOMP"):
-        monkeypatch.delenv(name, raising=False)
-    default = SandboxPool.from_env()
+def test_pool_settings_come_from_the_environment():
+    default = SandboxPool.from_settings(EngineSettings.from_env({}))
     assert (default.wait, default.allow_no_seccomp) == (pool_module.DEFAULT_WAIT, False)
-    monkeypatch.setenv("EOTD_SANDBOX_WORKERS", "3")
-    monkeypatch.setenv("EOTD_SANDBOX_WAIT", "2.5")
-    monkeypatch.setenv("EOTD_SANDBOX_ALLOW_NO_SECCOMP", "1")
-    pool = SandboxPool.from_env()
+    env = {"EOTD_SANDBOX_WORKERS": "3", "EOTD_SANDBOX_WAIT": "2.5"}
+    pool = SandboxPool.from_settings(
+        EngineSettings.from_env(env | {"EOTD_SANDBOX_ALLOW_NO_SECCOMP": "1"})
+    )
     assert (pool.size, pool.wait, pool.allow_no_seccomp) == (3, 2.5, True)
+    with pytest.raises(ValueError, match="EOTD_SANDBOX_WAIT='soon' is not a number"):
+        EngineSettings.from_env({"EOTD_SANDBOX_WAIT": "soon"})
 
 
 # The pool's limits. --------------------------------------------------------------------------
