@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import datasets
 from eotd.prompts import THOUGHTS
 from training.config import load_config, save_config
 from training.datasets import evaluation_questions, leak_check, normalize_question, train_validation
+from training.parallel import map_items
 from training.teachers.llm import (
     ChatClient,
     LLMSettings,
@@ -51,6 +53,7 @@ class BuildConfig:
     thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
     augment: int = 0  # new problems made per problem by changing its numbers (train only)
     eot_comments: Literal["sentence", "short"] = "sentence"  # rule EoT: whole sentences or words
+    num_proc: int = 1  # processes running the rule teacher (the output is the same)
     workers: int = 4  # threads checking targets with the engine
     timeout: float = 5.0  # seconds per engine check
     # LLM teacher (unset endpoint values come from OPENAI_BASE_URL, OPENAI_API_KEY,
@@ -90,19 +93,34 @@ class BuildResult:
     stats: dict[str, Any]
 
 
+def rule_targets(problem: dict[str, Any], comments: str = "sentence") -> dict[str, str] | str:
+    """The rule teacher's targets for one problem by thought, or why it has none."""
+    if not problem.get("solution"):
+        return "no_solution"
+    try:
+        return convert(
+            problem["question"], problem["solution"], problem["answer"], comments
+        ).targets()
+    except ConversionError as err:
+        return err.reason
+
+
 def rule_candidates(
-    problems: list[dict[str, Any]], thoughts: list[str], drops: Counter, comments: str = "sentence"
+    problems: list[dict[str, Any]],
+    thoughts: list[str],
+    drops: Counter,
+    comments: str = "sentence",
+    num_proc: int = 1,
 ) -> list[Candidate]:
-    """Targets from GSM8K's annotated rationales; conversion failures counted in `drops`."""
+    """Targets from GSM8K's annotated rationales, converted in `num_proc` processes; conversion
+    failures counted in `drops`."""
+    converted = map_items(
+        partial(rule_targets, comments=comments), problems, num_proc, "rule teacher"
+    )
     out = []
-    for p in problems:
-        if not p.get("solution"):
-            drops["rule:no_solution"] += 1
-            continue
-        try:
-            targets = convert(p["question"], p["solution"], p["answer"], comments).targets()
-        except ConversionError as err:
-            drops[f"rule:{err.reason}"] += 1
+    for p, targets in zip(problems, converted, strict=True):
+        if isinstance(targets, str):
+            drops[f"rule:{targets}"] += 1
             continue
         for thought in thoughts:
             if thought not in targets:
@@ -220,7 +238,9 @@ def build(cfg: BuildConfig) -> BuildResult:
     candidates: dict[str, list[Candidate]] = {}
     for name, problems in splits.items():
         if cfg.teacher == "rule":
-            candidates[name] = rule_candidates(problems, cfg.thoughts, drops, cfg.eot_comments)
+            candidates[name] = rule_candidates(
+                problems, cfg.thoughts, drops, cfg.eot_comments, cfg.num_proc
+            )
         else:
             candidates[name], cost = llm_candidates(cfg, problems, drops)
             teacher_stats[name] = cost
@@ -231,7 +251,7 @@ def build(cfg: BuildConfig) -> BuildResult:
 
         variants, augment_stats = augment_problems(splits["train"], cfg.augment, cfg.seed)
         variants = drop_leaks(variants, eval_questions, drops)
-        augmented = rule_candidates(variants, cfg.thoughts, drops, cfg.eot_comments)
+        augmented = rule_candidates(variants, cfg.thoughts, drops, cfg.eot_comments, cfg.num_proc)
         candidates["train"] += [replace(c, source="augment") for c in augmented]
 
     kept = {name: verify(cfg, cands, drops) for name, cands in candidates.items()}
