@@ -10,6 +10,9 @@ intermediate result too), non-negative results stay non-negative, round numbers 
 Only numbers that map unambiguously are changed: a number written once in the question, used in a
 calculation, and not a likely constant (2, 12, 60, 100, years ...). Problems whose rationale uses
 an equation or percentages, or has calculations the steps do not cover, are left alone.
+
+Each problem draws its numbers from a generator seeded with the seed and its id, so its variants
+are the same whichever problems come before it and however many processes make them.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
+from training.parallel import map_items
 from training.teachers.exact import compute, format_number, number_text
 from training.teachers.steps import ConversionError, Step, answer_steps, lex, read_steps
 
@@ -228,25 +233,30 @@ def _number_like(value: Fraction, original: str) -> str:
     return text
 
 
+def vary(problem: dict[str, Any], n: int, seed: int = 0) -> list[dict[str, Any]] | str:
+    """Up to `n` variants of `problem` (numbers drawn as seeded by `seed` and its id), or why it
+    was left alone."""
+    if not problem.get("solution"):
+        return "no_solution"
+    try:
+        new = variants(problem, n, random.Random(f"{seed}:{problem['id']}"))
+    except AugmentError as err:
+        return err.reason
+    return new or "no_plausible_variant"
+
+
 def augment_problems(
-    problems: list[dict[str, Any]], n: int, seed: int = 0
+    problems: list[dict[str, Any]], n: int, seed: int = 0, num_proc: int = 1
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """`n` variants per problem where possible, and counts of why the others were left alone."""
-    rng = random.Random(seed)
+    """`n` variants per problem where possible, made in `num_proc` processes, and counts of why
+    the others were left alone."""
     made: list[dict[str, Any]] = []
     skipped: Counter = Counter()
-    for problem in problems:
-        if not problem.get("solution"):
-            skipped["no_solution"] += 1
-            continue
-        try:
-            new = variants(problem, n, rng)
-        except AugmentError as err:
-            skipped[err.reason] += 1
-            continue
-        if not new:
-            skipped["no_plausible_variant"] += 1
-        made += new
+    for result in map_items(partial(vary, n=n, seed=seed), problems, num_proc, "augment"):
+        if isinstance(result, str):
+            skipped[result] += 1
+        else:
+            made += result
     varied = len({v["origin_id"] for v in made})
     stats = {
         "problems": len(problems),

@@ -53,7 +53,7 @@ class BuildConfig:
     thoughts: list[str] = field(default_factory=lambda: list(THOUGHTS))
     augment: int = 0  # new problems made per problem by changing its numbers (train only)
     eot_comments: Literal["sentence", "short"] = "sentence"  # rule EoT: whole sentences or words
-    num_proc: int = 1  # processes running the rule teacher (the output is the same)
+    num_proc: int = 1  # processes for the rule teacher and augmentation (same output)
     workers: int = 4  # threads checking targets with the engine
     timeout: float = 5.0  # seconds per engine check
     # LLM teacher (unset endpoint values come from OPENAI_BASE_URL, OPENAI_API_KEY,
@@ -249,7 +249,9 @@ def build(cfg: BuildConfig) -> BuildResult:
     if cfg.augment > 0:
         from training.augment import augment_problems
 
-        variants, augment_stats = augment_problems(splits["train"], cfg.augment, cfg.seed)
+        variants, augment_stats = augment_problems(
+            splits["train"], cfg.augment, cfg.seed, cfg.num_proc
+        )
         variants = drop_leaks(variants, eval_questions, drops)
         augmented = rule_candidates(variants, cfg.thoughts, drops, cfg.eot_comments, cfg.num_proc)
         candidates["train"] += [replace(c, source="augment") for c in augmented]

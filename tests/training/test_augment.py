@@ -113,3 +113,11 @@ def test_augment_problems_is_seeded_and_counts_what_it_skipped():
         "variants": 4,
         "skipped": {"no_solution": 1},
     }
+
+
+def test_a_problems_variants_depend_on_the_seed_and_the_problem_alone():
+    alone, _ = augment_problems([STICKERS], 2, seed=7)
+    among, _ = augment_problems([NATALIA, MONEY, STICKERS], 2, seed=7, num_proc=2)
+    assert [v for v in among if v["origin_id"] == STICKERS["id"]] == alone
+    assert [v["origin_id"] for v in among] == ["gsm8k-train-0"] * 2 + ["m-1"] * 2 + ["s-1"] * 2
+    assert augment_problems([STICKERS], 2, seed=8)[0] != alone

@@ -48,6 +48,21 @@ def test_rule_build_writes_a_verified_dataset_dict_jsonl_stats_and_config(tmp_pa
     assert yaml.safe_load((out / "config.yaml").read_text())["augment"] == 1
 
 
+def test_two_processes_build_exactly_the_serial_rows_and_stats(tmp_path):
+    outputs = {}
+    for num_proc in (1, 2):
+        out = tmp_path / f"proc{num_proc}"
+        args = ["--limit", "12", "--validation_size", "4", "--augment", "2", "--workers", "2"]
+        assert main([*args, "--num_proc", str(num_proc), "--out", str(out), "--progress", "0"]) == 0
+        stats = json.loads((out / "stats.json").read_text())
+        del stats["seconds"]
+        files = [(out / f"{split}.jsonl").read_text() for split in ("train", "validation")]
+        outputs[num_proc] = (files, stats)
+    assert outputs[2] == outputs[1]
+    (train, _), stats = outputs[1]
+    assert stats["per_source"]["train"]["augment"] > 0 and '"source": "augment"' in train
+
+
 def test_evaluation_questions_are_kept_out_of_training_data(tmp_path):
     svamp = load_problems("svamp")[0]
     rows = [
