@@ -1,14 +1,17 @@
 """Fine-tune a student on ETD data (CoT, PoT and EoT targets), full or LoRA, with the HF Trainer.
 
     python -m training.train --config training/configs/etd_smollm2.yaml [--key value ...]
-    accelerate launch -m training.train --config ...        # several GPUs
+    accelerate launch --num_processes N -m training.train --config ...   # N GPUs
+    torchrun --nproc_per_node N -m training.train --config ... --device cpu  # N CPU processes
 
 Each row (``question, thought, target``) becomes ``prompt + target + eos`` where the prompt is
 ``Question: {question}\\n{trigger}\\n``; the loss covers the target and the final eos only (labels
 are built from lengths, never by masking pad ids, so the eos is learned even though pad == eos).
-Batches are grouped by length to avoid padding. The run resumes from its last checkpoint, evaluates
-the loss on a validation slice, and writes ``config.yaml``, ``metrics.json`` and the final
-adapter (LoRA) or model (full) with its tokenizer to ``{output_dir}/final``.
+Batches are grouped by length to avoid padding, in an order drawn from the seed and the epoch
+alone, which the processes of a multi-process run share and a resumed run repeats (``batch_size``
+is per process). The run resumes from its last checkpoint, evaluates the loss on a validation
+slice, and writes ``config.yaml``, ``metrics.json`` and the final adapter (LoRA) or model (full)
+with its tokenizer to ``{output_dir}/final``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +26,22 @@ from typing import Literal
 
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
+from torch import distributed as dist
 from transformers import (
     DataCollatorForSeq2Seq,
     PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from eotd.model_loading import load_model
 from eotd.prompts import THOUGHTS, build_prompt
 from training.config import load_config, save_config
+from training.distributed import current_world
 
 
 @dataclass
@@ -173,7 +179,10 @@ def lr_at(fraction: float, warmup: float) -> float:
 class EpochTimer(TrainerCallback):
     """Records the wall time of each epoch (the figure the speed target is about) and stops the
     run once ``limit`` seconds have passed (0: never). With ``lr_by_time``, the Trainer's
-    scheduler follows ``lr_at`` over the elapsed share of ``limit`` instead of the steps."""
+    scheduler follows ``lr_at`` over the elapsed share of ``limit`` instead of the steps.
+
+    The time is the first process's, read after each optimizer step and shared with the others,
+    so that every process of a multi-process run stops at the same step and sets the same lr."""
 
     def __init__(self, limit: float = 0.0, lr_by_time: bool = False, warmup: float = 0.0) -> None:
         self.seconds: list[float] = []
@@ -181,13 +190,15 @@ class EpochTimer(TrainerCallback):
         self.lr_by_time = lr_by_time
         self.warmup = warmup
         self.stopped_early = False
+        self.elapsed = 0.0  # seconds of training at the last optimizer step
         self._start = self._begin = time.perf_counter()
 
     def _time_factor(self, _step: int) -> float:
-        return lr_at((time.perf_counter() - self._begin) / self.limit, self.warmup)
+        return lr_at(self.elapsed / self.limit, self.warmup)
 
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
         self._begin = time.perf_counter()
+        self.elapsed = 0.0
         if self.lr_by_time:  # the Trainer's schedulers are LambdaLRs: swap in a clock
             lr_scheduler.lr_lambdas = [self._time_factor] * len(lr_scheduler.lr_lambdas)
             groups = lr_scheduler.optimizer.param_groups
@@ -201,9 +212,47 @@ class EpochTimer(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         self.seconds.append(time.perf_counter() - self._start)
 
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if not self.limit:
+            return
+        elapsed = torch.tensor(time.perf_counter() - self._begin, dtype=torch.float64)
+        if dist.is_initialized():  # every process calls this at the same step
+            elapsed = elapsed.to(args.device)
+            dist.broadcast(elapsed, src=0)
+        self.elapsed = float(elapsed)
+
     def on_step_end(self, args, state, control, **kwargs):
-        if self.limit and time.perf_counter() - self._begin > self.limit:
+        if self.limit and self.elapsed > self.limit:
             self.stopped_early = control.should_training_stop = control.should_save = True
+
+
+class SharedLengthSampler(LengthGroupedSampler):
+    """The Trainer's ``group_by_length`` order, drawn from ``seed + epoch`` instead of the global
+    RNG, and grouped in global batches: one process of batch 4 takes the rows two of batch 2 take.
+
+    The processes of a run advance the global RNG differently (dropout on batches of different
+    shapes), so with it they drew different orders after a while and their shares overlapped."""
+
+    def __init__(self, global_batch: int, lengths: list[int], seed: int) -> None:
+        super().__init__(global_batch, lengths=lengths)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by accelerate's data loader at the start of every epoch, on every process."""
+        self.generator = torch.Generator().manual_seed(self.seed + epoch)
+
+
+class StudentTrainer(Trainer):
+    """The HF Trainer with ``SharedLengthSampler`` for ``group_by_length``."""
+
+    def _get_train_sampler(self, train_dataset: Dataset | None = None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if not isinstance(sampler, LengthGroupedSampler):
+            return sampler
+        a = self.args
+        global_batch = a.train_batch_size * a.gradient_accumulation_steps * a.world_size
+        return SharedLengthSampler(global_batch, sampler.lengths, a.seed)
 
 
 def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
@@ -218,14 +267,16 @@ def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
 def train(cfg: TrainConfig) -> dict:
     """Run one fine-tuning job described by ``cfg``; return the final metrics."""
     out = Path(cfg.output_dir)
-    save_config(cfg, out)
+    world = current_world()
+    if world.first:
+        save_config(cfg, out)
     if cfg.init_adapter and cfg.method != "lora":
         raise ValueError("init_adapter continues a LoRA adapter: use method: lora")
     if cfg.lr_by_time and not cfg.time_limit_s:
         raise ValueError("lr_by_time needs time_limit_s > 0")
     device = cfg.device
-    if device == "auto" and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one process per GPU (accelerate launch)
+    if device == "auto" and torch.cuda.is_available() and world.size > 1:
+        device = f"cuda:{world.local_rank}"  # one process per GPU
     loaded = load_model(
         cfg.base, cfg.init_adapter, device=device, dtype="fp32", trainable=True, threads=cfg.threads
     )
@@ -233,6 +284,7 @@ def train(cfg: TrainConfig) -> dict:
     if model.config.is_encoder_decoder:
         raise ValueError("training supports causal LMs (the ETD students); got an encoder-decoder")
     tokenizer.padding_side = "right"
+    set_seed(cfg.seed)  # the new adapter's initial weights
     if cfg.method == "lora" and loaded.adapter is None:
         from peft import LoraConfig, get_peft_model
 
@@ -289,7 +341,7 @@ def train(cfg: TrainConfig) -> dict:
     )
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, pad_to_multiple_of=8)
     timer = EpochTimer(cfg.time_limit_s, cfg.lr_by_time, cfg.warmup_ratio)
-    trainer = Trainer(
+    trainer = StudentTrainer(
         model=model,
         args=args,
         data_collator=collator,
@@ -331,6 +383,7 @@ def train(cfg: TrainConfig) -> dict:
         "resumed_from": last,
         "bf16": bf16,
         "device": str(loaded.device),
+        "processes": args.world_size,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "final": str(final),
