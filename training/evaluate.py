@@ -6,6 +6,11 @@
 Writes to ``output_dir``: ``metrics.json`` (per dataset: accuracy per thought, per vote strategy,
 oracle, failure reasons of PoT/EoT, throughput), ``results.md`` (the same as Markdown tables),
 ``predictions_{dataset}.jsonl`` (every problem's thoughts, answers and votes) and ``config.yaml``.
+
+Launched as several processes (``torchrun --nproc_per_node N -m training.evaluate ...``, or
+``accelerate launch --num_processes N`` on N GPUs), each solves every N-th problem on its own GPU
+or share of the CPU cores, and the first gathers the solutions and writes the same files one
+process would (the same text where the batches are the same: ``--batch_size 1`` on a CPU).
 """
 
 from __future__ import annotations
@@ -17,17 +22,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from eotd import same_answer
 from eotd.engines import load, resolve
-from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID
+from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID, available_cores, requested_threads
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Solution, Student
 from eotd.verifier import Selector, choose, load_selector
 from eotd.vote import DEFAULT_ORDER
 from training.config import load_config, save_config
 from training.datasets import EVALUATION_SETS, load_problems
+from training.distributed import World, current_world, gather, joined, shard, unshard
 
 # Ways of choosing the answer reported: name -> (strategy, order of preference / tie-break).
 STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -178,12 +185,40 @@ def prediction_row(problem: dict, solution: Solution, selector: Selector | None 
     }
 
 
+def _threads(cfg: EvalConfig, world: World) -> int:
+    """CPU threads per process: as asked, else an equal share of the cores (0: the default)."""
+    shared = max(1, available_cores() // world.local_size) if world.local_size > 1 else 0
+    return requested_threads(cfg.threads) or shared
+
+
+def _solve(
+    student: Student, name: str, problems: list[dict], batch_size: int, world: World
+) -> tuple[list[Solution], float] | None:
+    """Solve this process's share of ``problems``; on the first process, every solution in the
+    problems' order and the seconds the slowest process took (None on the others)."""
+    mine = shard(problems, world)
+    total = len(mine) * len(THOUGHTS) * student.settings.num_samples
+    with tqdm(total=total, desc=name, unit="thought", disable=not world.first) as bar:
+        started = time.perf_counter()
+        solutions = student.solve_batch(
+            [p["question"] for p in mine], batch_size=batch_size, progress=bar.update
+        )
+        seconds = time.perf_counter() - started
+    parts = gather((solutions, seconds), world)
+    if parts is None:
+        return None
+    return unshard([s for s, _ in parts]), max(t for _, t in parts)
+
+
 def evaluate(cfg: EvalConfig) -> dict:
-    """Run the evaluation described by ``cfg``; return {"label", "model", "datasets": {...}}."""
+    """Run the evaluation described by ``cfg``; return {"label", "model", "datasets": {...}}
+    (on the first process of several; the others return {})."""
+    world = current_world()
     sets = {set_name(s): test_problems(s, cfg.limit) for s in cfg.datasets}  # fail early
     selector = load_selector(cfg.selector or None)
     out = Path(cfg.output_dir)
-    save_config(cfg, out)
+    if world.first:
+        save_config(cfg, out)
     settings = GenerationSettings(
         max_new_tokens=cfg.max_new_tokens,
         do_sample=cfg.do_sample,
@@ -192,7 +227,11 @@ def evaluate(cfg: EvalConfig) -> dict:
         top_p=cfg.top_p,
         top_k=cfg.top_k,
     )
-    spec = resolve(cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, cfg.threads)
+    spec = resolve(
+        cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, _threads(cfg, world)
+    )
+    if spec.device == "cuda" and world.size > 1:
+        torch.cuda.set_device(world.local_rank)  # "cuda" is this process's GPU
     student = Student(load(spec), settings)
     spec = student.engine.spec  # what runs (e.g. ct2's int8 computes as int8_float32)
     batch_size = cfg.batch_size or (768 if spec.device == "cuda" else 48)
@@ -201,18 +240,18 @@ def evaluate(cfg: EvalConfig) -> dict:
     if spec.engine != "torch" and not cfg.label:
         label += f" [{spec}]"
     results: dict[str, dict] = {}
-    for name, problems in sets.items():
-        total = len(problems) * len(THOUGHTS) * settings.num_samples
-        with tqdm(total=total, desc=name, unit="thought") as bar:
-            started = time.perf_counter()
-            solutions = student.solve_batch(
-                [p["question"] for p in problems], batch_size=batch_size, progress=bar.update
-            )
-            seconds = time.perf_counter() - started
-        results[name] = score(problems, solutions, seconds, selector)
-        with (out / f"predictions_{name}.jsonl").open("w", encoding="utf-8") as f:
-            for problem, solution in zip(problems, solutions, strict=True):
-                f.write(json.dumps(prediction_row(problem, solution, selector)) + "\n")
+    with joined(world):
+        for name, problems in sets.items():
+            solved = _solve(student, name, problems, batch_size, world)
+            if solved is None:
+                continue
+            solutions, seconds = solved
+            results[name] = score(problems, solutions, seconds, selector)
+            with (out / f"predictions_{name}.jsonl").open("w", encoding="utf-8") as f:
+                for problem, solution in zip(problems, solutions, strict=True):
+                    f.write(json.dumps(prediction_row(problem, solution, selector)) + "\n")
+    if not world.first:
+        return {}
     report = {
         "label": label,
         "model": spec.base,
@@ -220,6 +259,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "device": spec.device,
         "engine": spec.to_dict(),
         "batch_size": batch_size,
+        "processes": world.size,
         "datasets": results,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -230,7 +270,8 @@ def evaluate(cfg: EvalConfig) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(EvalConfig, argv)
     report = evaluate(cfg)
-    print(markdown(report["label"], report["datasets"]))
+    if report:
+        print(markdown(report["label"], report["datasets"]))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import pytest
 
 from eotd.student import ThoughtResult, combine
 from eotd.verifier import Selector, choose
+from tests.training.support import PROBLEMS
 from training.evaluate import main, score
 from training.rescore import RescoreConfig, rescore
-from training.tiny_model import make_tiny_student
 
 
 def _solution(question: str, cot, pot, eot, eot_status: str = "solved"):
@@ -53,24 +53,6 @@ def test_a_selector_file_decides_the_verified_column(tmp_path: Path) -> None:
     cot_only = Selector(["cot", "share"], [5.0, -1.0], 0.0, [0.0, 0.0], [1.0, 1.0])
     assert score(problems, solutions, 1.0, cot_only)["accuracy"]["verified"] == 100.0
     assert score(problems, solutions, 1.0, cot_only)["accuracy"]["majority"] == 0.0
-
-
-PROBLEMS = [
-    ("t-0", "Tom has 3 apples and buys 4 more. How many?", 7, "ans = 3 + 4", "x = 3 + 4\nans = x"),
-    ("t-1", "A box holds 6 eggs. How many in 5 boxes?", 30, "ans = 6 * 5", "e = 6 * 5\nans = e"),
-]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = []
-    for _, q, answer, pot, eot in PROBLEMS:
-        rows += [
-            {"question": q, "thought": "cot", "target": f"The answer is {answer}."},
-            {"question": q, "thought": "pot", "target": pot},
-            {"question": q, "thought": "eot", "target": eot},
-        ]
-    return make_tiny_student(tmp_path_factory.mktemp("student"), rows)
 
 
 @pytest.mark.parametrize("engine", ["torch", "ct2"])

@@ -1,7 +1,8 @@
-"""Training as two real processes on the CPU (accelerate's torchrun, gloo).
+"""Training and evaluation as two real processes on the CPU (accelerate's torchrun, gloo).
 
-Two processes of batch 2 train the adapter one process of batch 4 trains, and a two-process run
-cut at its time limit resumes to the adapter of an uncut run.
+Two processes of batch 2 train the adapter one process of batch 4 trains, a two-process run cut
+at its time limit resumes to the adapter of an uncut run, and a two-process evaluation writes the
+predictions one process writes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datasets import Dataset
 from safetensors.torch import load_file
 
 from eotd.prompts import THOUGHTS, build_prompt
-from training import train
+from tests.training.support import PROBLEMS
+from training import evaluate, train
 from training.tiny_model import make_tiny_model
 
 pytestmark = pytest.mark.stress
@@ -144,3 +146,35 @@ def test_accelerate_cpu_launch_of_two_processes_is_refused(
     assert run.returncode != 0
     assert "starts a single process" in run.stderr and "torchrun --nproc_per_node" in run.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_two_process_evaluation_writes_the_predictions_of_one(
+    trained: Path, tmp_path: Path
+) -> None:
+    # five problems (shards of three and two): the two the student learned, then variants
+    asked = [
+        (f"{i}-{k}", f"{q} ({k})" if k else q, a) for k in range(3) for i, q, a, *_ in PROBLEMS
+    ][:5]
+    problems = tmp_path / "mini.jsonl"
+    problems.write_text("".join(
+        json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a in asked
+    ))  # fmt: skip
+    # One row per batch: a shard's batches are padded as the whole set's are, so the text and
+    # log-probabilities match to the byte (in other batches, the 7th digit of a log-prob may not).
+    args = [
+        "--model", str(trained), "--adapter", "none", "--datasets", str(problems),
+        "--max_new_tokens", "24", "--device", "cpu", "--engine", "torch", "--precision", "float32",
+        "--threads", "1", "--batch_size", "1",
+    ]  # fmt: skip
+    evaluate.main([*args, "--output_dir", str(tmp_path / "one")])
+    _ok(_launch("training.evaluate", *args, "--output_dir", str(tmp_path / "two")))
+
+    one, two = (tmp_path / "one", tmp_path / "two")
+    written = (two / "predictions_mini.jsonl").read_text()
+    assert written == (one / "predictions_mini.jsonl").read_text()
+    assert [json.loads(x)["id"] for x in written.splitlines()] == [i for i, _, _ in asked]
+    reports = [json.loads((run / "metrics.json").read_text()) for run in (one, two)]
+    assert [r["processes"] for r in reports] == [1, 2]
+    for key in ("accuracy", "answered", "status", "hit_max_new_tokens"):
+        assert reports[0]["datasets"]["mini"][key] == reports[1]["datasets"]["mini"][key]
+    assert reports[1]["datasets"]["mini"]["accuracy"]["majority"] >= 40.0  # the two it learned
