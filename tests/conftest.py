@@ -19,6 +19,16 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("EOTD_DATA_DIR", str(tmp_path_factory.mktemp("eotd-data")))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the PostgreSQL server (``postgresql``; the quick loop leaves them
+    out, CI runs them)."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and "postgresql" in params.id.split("-")
+        if on_postgres or "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgresql)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[LocalPostgres]:
     """The test session's PostgreSQL server (a throwaway cluster; one per xdist worker). Where it

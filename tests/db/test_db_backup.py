@@ -252,6 +252,7 @@ def test_a_hub_repo_restores_nothing_only_when_it_has_no_backup(
     assert not db_file.exists()
 
 
+@pytest.mark.stress
 def test_the_scheduler_backs_up_only_what_changed(
     store: Store, problem_id: int, tmp_path: Path, new_url: Callable[..., str]
 ):

@@ -140,6 +140,7 @@ def test_promotions_at_once_leave_one_model_promoted(store: Store):
     assert sum(entry.before is None for entry in promotions) == 1
 
 
+@pytest.mark.stress
 def test_writer_killed_mid_transaction_leaves_a_sound_database(db_url: str):
     url = db_url
     writer = start_writer(url, "hold", "alice")
@@ -160,6 +161,7 @@ def test_writer_killed_mid_transaction_leaves_a_sound_database(db_url: str):
     assert count(store, Correction) == 51
 
 
+@pytest.mark.stress
 def test_writer_killed_while_committing_keeps_every_acknowledged_correction(db_url: str):
     url = db_url
     writer = start_writer(url, "stream", "alice")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, make_url, text
@@ -130,6 +131,7 @@ def test_head_schema_matches_the_models(new_url: Callable[..., str]):
     assert current_revision(engine) == HEAD
 
 
+@pytest.mark.stress
 def test_processes_starting_together_upgrade_once(new_url: Callable[..., str]):
     url = new_url()
     code = "import sys; from db.store import Store; Store(sys.argv[1]).add_problem('Same?')"

@@ -10,6 +10,7 @@ import pytest
 from db.local_postgres import LocalPostgres, PostgresUnavailable
 
 
+@pytest.mark.stress
 def test_a_server_is_served_on_its_own_socket_and_gone_after_use(postgres: LocalPostgres):
     """(``postgres``: this needs the server installed, like every PostgreSQL test.)"""
     with LocalPostgres(durable=False) as server:

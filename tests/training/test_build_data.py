@@ -48,6 +48,7 @@ def test_rule_build_writes_a_verified_dataset_dict_jsonl_stats_and_config(tmp_pa
     assert yaml.safe_load((out / "config.yaml").read_text())["augment"] == 1
 
 
+@pytest.mark.stress
 def test_two_processes_build_exactly_the_serial_rows_and_stats(tmp_path):
     outputs = {}
     for num_proc in (1, 2):
