@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.bench_student import BenchConfig
 from benchmarks.bench_student import bench as bench_latency
-from eotd.engines import resolve
+from eotd.engines import StudentChoice, resolve
 from training.compare import Paired, pair
 from training.config import load_config, save_config
 from training.evaluate import EvalConfig, evaluate
@@ -58,9 +58,10 @@ def run_eval(cfg: EnginesConfig, candidate: str) -> None:
             continue
         evaluate(
             EvalConfig(
+                StudentChoice(engine=engine, precision=precision, device="cpu",
+                              threads=cfg.eval_threads),
                 datasets=[name], limit=cfg.gsm8k if name == "gsm8k" else 0,
-                output_dir=str(out), batch_size=cfg.batch_size, device="cpu",
-                threads=cfg.eval_threads, engine=engine, precision=precision,
+                output_dir=str(out), batch_size=cfg.batch_size,
             )
         )  # fmt: skip
 

@@ -9,6 +9,7 @@ chooses an engine (the app alone reads ``$EOTD_ENGINE``).
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,6 +35,33 @@ CT2_PRECISION = "float32"
 
 def _ct2_installed() -> bool:
     return importlib.util.find_spec("ctranslate2") is not None
+
+
+@dataclass
+class StudentChoice:
+    """The student an entry point asks for and how it should run: the section of every script's
+    config that names a model (``training.config``). :meth:`resolve` makes it an ``EngineSpec``."""
+
+    model: str = "default"  # "default" (SmolLM2-135M-Instruct), a folder, a .gguf or a hub id
+    adapter: str = "default"  # "default" (models/ for the default base), "none", or a folder
+    engine: str = "auto"  # "torch", "ct2" (CTranslate2: CPU, faster) or "auto" (ct2 on a CPU)
+    # "auto" (ct2: CT2_PRECISION; torch: bf16 on a GPU that has it, else float32), a torch dtype
+    # (fp32, bf16) or a ct2 weight type (float32, int8, ...)
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the cores this process may use
+
+    def resolve(self, adapter: str | None = None, threads: int | None = None) -> EngineSpec:
+        """The engine this asks for (``adapter``/``threads``: the entry point's own, if it
+        decided them)."""
+        return resolve(
+            self.engine,
+            self.precision,
+            self.device,
+            self.model,
+            self.adapter if adapter is None else adapter,
+            self.threads if threads is None else threads,
+        )
 
 
 def resolve(

@@ -6,6 +6,11 @@ defaults, a YAML file named with ``--config FILE.yaml``, and ``--key value`` (or
 arguments. Values are coerced to the declared field types; unknown keys and bad values raise
 ``ConfigError`` with a sentence saying what was wrong. ``save_config`` writes the resolved config as
 ``config.yaml`` beside a script's outputs so a run can be repeated.
+
+A field whose type is itself a dataclass is a section shared between scripts (the student and
+engine an entry point asks for, ``eotd.engines.StudentChoice``; how it writes,
+``eotd.generation.GenerationSettings``): YAML gives it as a mapping, the command line as
+``--section.key value``, or as plain ``--key value`` when no other section has that key.
 """
 
 from __future__ import annotations
@@ -89,15 +94,77 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default if f.default is not dataclasses.MISSING else "(required)"
+
+
 def _usage(cls: type) -> str:
     lines = [f"Settings ({cls.__name__}); give --config FILE.yaml and/or --key value:"]
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        if f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        lines.append(f"  --{f.name} (default: {default!r})")
+        default = _default(f)
+        if dataclasses.is_dataclass(default):
+            lines.append(f"  {f.name}: ({type(default).__name__})")
+            lines += [f"    --{f.name}.{k} (default: {v!r})" for k, v in vars(default).items()]
+        else:
+            lines.append(f"  --{f.name} (default: {default!r})")
     doc = (cls.__doc__ or "").strip()
     return "\n".join([doc, "", *lines] if doc else lines)
+
+
+def _nest(values: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """Put ``section.key`` and plain keys that only one section has into their sections."""
+    sections = {name: _field_types(tp) for name, tp in fields.items() if _is_section(tp)}
+    owners: dict[str, list[str]] = {}
+    for name, keys in sections.items():
+        for key in keys:
+            owners.setdefault(key, []).append(name)
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        section, dot, inner = key.partition(".")
+        if not dot and key not in fields and len(owners.get(key, [])) > 1:
+            named = " or ".join(f"--{o}.{key}" for o in owners[key])
+            raise ConfigError(f"--{key} is a setting of several sections: say {named}")
+        if not dot and key not in fields and key in owners:
+            section, dot, inner = owners[key][0], ".", key
+        if dot and section in sections:
+            if inner not in sections[section]:
+                known = ", ".join(f"{section}.{k}" for k in sorted(sections[section]))
+                raise ConfigError(f"unknown setting {section}.{inner}; known: {known}")
+            nested.setdefault(section, {})[inner] = value
+        elif dot:
+            raise ConfigError(f"--{key}: {section} is not a section of settings")
+        elif key in sections and isinstance(value, dict):
+            nested.setdefault(key, {}).update(value)
+        else:
+            nested[key] = value
+    return nested
+
+
+def _section(start: Any, values: dict[str, Any], name: str) -> Any:
+    """The section ``start`` (its config's default) with ``values`` over it."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{name}: expected a mapping of {type(start).__name__} settings")
+    types_ = _field_types(type(start))
+    kwargs = {k: _coerce(v, types_[k], f"{name}.{k}") for k, v in values.items()}
+    try:
+        return dataclasses.replace(start, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _merge(values: dict[str, Any], new: dict[str, Any]) -> None:
+    """``new`` over ``values``, section by section."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
 
 
 def parse_overrides(argv: list[str]) -> dict[str, str]:
@@ -145,14 +212,20 @@ def load_config(cls: type[T], argv: list[str] | None = None) -> T:
             raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config: {path} must hold a mapping of settings")
-        values.update(loaded)
-    values.update(overrides)
+        values = _nest(loaded, fields)
+    _merge(values, _nest(overrides, fields))
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
-    kwargs = {k: _coerce(v, fields[k], k) for k, v in values.items()}
+    defaults = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {
+        k: _section(_default(defaults[k]), v, k)
+        if _is_section(fields[k])
+        else _coerce(v, fields[k], k)
+        for k, v in values.items()
+    }
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -163,6 +236,8 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain YAML-safe values (paths and tuples become strings and lists)."""
 
     def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if isinstance(v, Path):
             return str(v)
         if isinstance(v, list | tuple):

@@ -18,7 +18,7 @@ from pathlib import Path
 from db.migrate import upgrade
 from db.store import Store
 from eotd import same_answer
-from eotd.student import GenerationSettings, Student, ThoughtResult
+from eotd.student import Student, ThoughtResult
 from training.config import load_config
 from training.datasets import load_problems
 from training.retrain import (
@@ -96,8 +96,7 @@ def run(cfg: CorrectionRoundConfig) -> Round:
     upgrade(cfg.db_url)
     store = Store(cfg.db_url)
     adapter = adapter_to_continue(cfg, store)
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    student = Student(load_for_eval(cfg, adapter), settings)
+    student = Student(load_for_eval(cfg, adapter), cfg.generation)
     wrong = wrong_eot_problems(cfg, student)
     del student
     print(f"{len(wrong)} GSM8K train problems with a wrong EoT (searched {cfg.candidates} at most)")

@@ -3,6 +3,11 @@
     python -m training.evaluate --model PATH_OR_ID [--adapter PATH] \\
         --datasets gsm8k,svamp,asdiv,multiarith [--limit N] [--output_dir runs/eval]
 
+Its config composes the sections every entry point shares: ``student`` (``--model``,
+``--adapter``, ``--engine``, ``--precision``, ``--device``, ``--threads``:
+``eotd.engines.StudentChoice``) and ``generation`` (``--max_new_tokens``, ``--do_sample``,
+``--num_samples``, ...: ``eotd.generation.GenerationSettings``).
+
 Writes to ``output_dir``: ``metrics.json`` (per dataset: accuracy per thought, per vote strategy,
 oracle, failure reasons of PoT/EoT, throughput), ``results.md`` (the same as Markdown tables),
 ``predictions_{dataset}.jsonl`` (every problem's thoughts, answers and votes) and ``config.yaml``.
@@ -26,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from eotd import same_answer
-from eotd.engines import load, resolve
+from eotd.engines import StudentChoice, load
 from eotd.model_loading import DEFAULT_BASE, DEFAULT_HUB_ID, available_cores, requested_threads
 from eotd.prompts import THOUGHTS
 from eotd.student import GenerationSettings, Solution, Student
@@ -51,25 +56,13 @@ STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
 class EvalConfig:
     """Evaluate a student (base + optional adapter) on test sets; write JSON, Markdown, JSONL."""
 
-    model: str = "default"  # "default" (SmolLM2-135M-Instruct), a folder, a .gguf or a hub id
-    adapter: str = "default"  # "default" (models/ when present), "none", or a folder
+    student: StudentChoice = field(default_factory=StudentChoice)  # model, adapter, engine, ...
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
     # vendored names, uniform JSONL files or hub:owner/name (see training/datasets.py)
     datasets: list[str] = field(default_factory=lambda: list(EVALUATION_SETS))
     limit: int = 0  # first N problems of each set; 0 = all
     output_dir: str = "runs/eval"
     batch_size: int = 0  # rows (problem x thought) per generate; 0: 768 on a GPU, 48 on a CPU
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    num_samples: int = 1
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50  # 0: sample from every token
-    device: str = "auto"
-    threads: int = 0  # CPU threads; 0: $EOTD_THREADS or the cores this process may use
-    engine: str = "torch"  # "torch", "ct2" (CTranslate2; CPU, faster) or "auto"
-    # "auto" (torch: bf16 on a GPU that has it, else float32; ct2: eotd.engines.CT2_PRECISION),
-    # a torch dtype (fp32, bf16) or a ct2 weight type (float32, int8, int16, bfloat16, ...)
-    precision: str = "auto"
     selector: str = ""  # the answer selector's file for "verified"; "": models/selector.json
     label: str = ""  # name of this model in the tables; default: model (+ adapter)
 
@@ -188,7 +181,7 @@ def prediction_row(problem: dict, solution: Solution, selector: Selector | None 
 def _threads(cfg: EvalConfig, world: World) -> int:
     """CPU threads per process: as asked, else an equal share of the cores (0: the default)."""
     shared = max(1, available_cores() // world.local_size) if world.local_size > 1 else 0
-    return requested_threads(cfg.threads) or shared
+    return requested_threads(cfg.student.threads) or shared
 
 
 def _solve(
@@ -219,23 +212,14 @@ def evaluate(cfg: EvalConfig) -> dict:
     out = Path(cfg.output_dir)
     if world.first:
         save_config(cfg, out)
-    settings = GenerationSettings(
-        max_new_tokens=cfg.max_new_tokens,
-        do_sample=cfg.do_sample,
-        num_samples=cfg.num_samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        top_k=cfg.top_k,
-    )
-    spec = resolve(
-        cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, _threads(cfg, world)
-    )
+    spec = cfg.student.resolve(threads=_threads(cfg, world))
     if spec.device == "cuda" and world.size > 1:
         torch.cuda.set_device(world.local_rank)  # "cuda" is this process's GPU
-    student = Student(load(spec), settings)
+    student = Student(load(spec), cfg.generation)
     spec = student.engine.spec  # what runs (e.g. ct2's int8 computes as int8_float32)
     batch_size = cfg.batch_size or (768 if spec.device == "cuda" else 48)
-    base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if cfg.model == DEFAULT_BASE else cfg.model
+    model = cfg.student.model
+    base = DEFAULT_HUB_ID.rsplit("/", 1)[-1] if model == DEFAULT_BASE else model
     label = cfg.label or base + (f" + {spec.adapter}" if spec.adapter else " (no adapter)")
     if spec.engine != "torch" and not cfg.label:
         label += f" [{spec}]"

@@ -166,7 +166,7 @@ bench() {
     --adapter "$(best)" --json_out "$WORK/bench.json" "${BENCH_ARGS[@]}"
 }
 round() {  # issue 6: one correction round from the kept student
-  python3 -m training.correction_round --base "$BASE" --adapter "$(best)" \
+  python3 -m training.correction_round --model "$BASE" --adapter "$(best)" \
     --base_data "$AUG_DATA" --eval_sets gsm8k \
     --output_dir "$WORK/round1" "${ROUND_ARGS[@]}"
 }

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tqdm import tqdm
 
 from eotd import run_program
-from eotd.engines import load, resolve
+from eotd.engines import StudentChoice, load
 from eotd.generation import Engine
 from eotd.prompts import build_prompt
 from eotd.student import Solution, ThoughtResult, combine
@@ -42,12 +42,8 @@ class RescoreConfig:
     label: str = ""  # name of the model in the tables; default: the folder's name
     selector: str = ""  # the selector file for "verified"; "": models/selector.json
     logprobs: bool = False  # score thoughts saved without mean_logprob (needs the model)
-    model: str = "default"  # the student that wrote the predictions (as training.evaluate)
-    adapter: str = "default"
-    engine: str = "ct2"  # what scores them: "ct2" (CPU) or "torch"
-    precision: str = "auto"
-    device: str = "auto"
-    threads: int = 0
+    # the student that wrote the predictions (as for training.evaluate), which scores them
+    student: StudentChoice = field(default_factory=StudentChoice)
 
 
 def fill_logprobs(rows: Sequence[dict], engine: Engine, chunk: int = 256) -> int:
@@ -71,8 +67,7 @@ def fill_logprobs(rows: Sequence[dict], engine: Engine, chunk: int = 256) -> int
 
 def add_logprobs(cfg: RescoreConfig, files: Sequence[Path], out: Path) -> list[Path]:
     """Write each predictions file to ``out`` with every thought's mean log-probability."""
-    spec = resolve(cfg.engine, cfg.precision, cfg.device, cfg.model, cfg.adapter, cfg.threads)
-    engine = load(spec)
+    engine = load(cfg.student.resolve())
     written = []
     for path in files:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

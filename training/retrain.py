@@ -25,7 +25,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from db.export import read_export
 from db.settings import StoreSettings
 from db.store import Store
-from eotd.engines import load, resolve
+from eotd.engines import StudentChoice, load
 from eotd.generation import Engine
 from eotd.student import GenerationSettings, Student
 from training.build_data import COLUMNS
@@ -41,8 +41,9 @@ class RetrainConfig:
     db_url: str = ""  # the store (SQLAlchemy URL); empty: EOTD_DB_URL or the default SQLite file
     from_export: str = ""  # read corrections from this export folder instead of the store
     base_data: str = "outputs/etd_rule"  # the ETD data the student learned from ("" for none)
-    base: str = "default"  # base model, as for training.train
-    adapter: str = "promoted"  # adapter to continue: "promoted" (the store's), "default", a folder
+    # the student to continue and evaluate; adapter: "promoted" (the store's), "default", a folder
+    student: StudentChoice = field(default_factory=lambda: StudentChoice(adapter="promoted"))
+    generation: GenerationSettings = field(default_factory=GenerationSettings)  # evaluations
     new_adapter: bool = False  # train a fresh adapter instead of continuing the current one
     upweight: int = 4  # each correction appears this many times in the mix
     train_config: str = "training/configs/etd_smollm2.yaml"  # settings for training.train
@@ -51,13 +52,10 @@ class RetrainConfig:
     learning_rate: float = 1e-4
     eval_sets: list[str] = field(default_factory=lambda: ["gsm8k"])  # held-out sets
     eval_limit: int = 200  # problems per held-out set (0 = all)
-    max_new_tokens: int = 256
     promote_metric: str = "majority"  # the held-out accuracy that decides promotion
     promote_margin: float = 1.0  # points of held-out accuracy the new version may lose
     name: str = ""  # model version name; default retrain-YYYYmmdd-HHMMSS
     output_dir: str = "runs/retrain"
-    device: str = "auto"
-    engine: str = "torch"  # for the evaluations: "torch", "ct2" (CTranslate2, CPU, faster), "auto"
 
 
 @dataclass
@@ -75,8 +73,8 @@ class Round:
 
 
 def load_for_eval(cfg: RetrainConfig, adapter: str | None) -> Engine:
-    """The student to evaluate: ``cfg.base`` + ``adapter`` on ``cfg.engine``."""
-    return load(resolve(cfg.engine, device=cfg.device, base=cfg.base, adapter=adapter or "none"))
+    """The student to evaluate: the configured base with ``adapter``, on its engine."""
+    return load(cfg.student.resolve(adapter=adapter or "none"))
 
 
 def correction_rows(cfg: RetrainConfig, store: Store | None) -> list[dict]:
@@ -128,12 +126,13 @@ def corrected_problems(corrections: list[dict]) -> list[dict]:
 
 
 def adapter_to_continue(cfg: RetrainConfig, store: Store | None) -> str | None:
-    if cfg.new_adapter or cfg.adapter == "none":
+    adapter = cfg.student.adapter
+    if cfg.new_adapter or adapter == "none":
         return None
-    if cfg.adapter == "promoted":
+    if adapter == "promoted":
         version = store.promoted_model_version() if store else None
         return version.adapter_path if version and version.adapter_path else "default"
-    return cfg.adapter
+    return adapter
 
 
 def decide(before: dict, after: dict, cfg: RetrainConfig) -> tuple[bool, str]:
@@ -168,18 +167,17 @@ def retrain(cfg: RetrainConfig) -> Round:
 
     sets = {set_name(spec): test_problems(spec, cfg.eval_limit) for spec in cfg.eval_sets}
     sets["corrected"] = corrected_problems(corrections)
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens)
     adapter = adapter_to_continue(cfg, store)
-    before = measure(Student(load_for_eval(cfg, adapter), settings), sets)
+    before = measure(Student(load_for_eval(cfg, adapter), cfg.generation), sets)
 
     train_cfg = load_config(TrainConfig, ["--config", cfg.train_config] if cfg.train_config else [])
     train_cfg.data, train_cfg.output_dir = str(mix_dir), str(out / "train")
-    train_cfg.base, train_cfg.init_adapter = cfg.base, adapter
+    train_cfg.base, train_cfg.init_adapter = cfg.student.model, adapter
     train_cfg.epochs, train_cfg.max_steps = cfg.epochs, cfg.max_steps
-    train_cfg.learning_rate, train_cfg.device = cfg.learning_rate, cfg.device
+    train_cfg.learning_rate, train_cfg.device = cfg.learning_rate, cfg.student.device
     train_metrics = train(train_cfg)
     new_adapter = train_metrics["final"]
-    after = measure(Student(load_for_eval(cfg, new_adapter), settings), sets)
+    after = measure(Student(load_for_eval(cfg, new_adapter), cfg.generation), sets)
 
     held_before = {k: v for k, v in before.items() if k != "corrected"}
     held_after = {k: v for k, v in after.items() if k != "corrected"}
@@ -189,7 +187,7 @@ def retrain(cfg: RetrainConfig) -> Round:
         name = cfg.name or datetime.now(UTC).strftime("retrain-%Y%m%d-%H%M%S")
         version = store.register_model_version(
             name=name,
-            base_model=cfg.base,
+            base_model=cfg.student.model,
             adapter_path=new_adapter,
             training_summary={
                 "corrections": ids,

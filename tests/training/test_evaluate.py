@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from eotd.engines import StudentChoice
 from eotd.student import ThoughtResult, combine
 from eotd.verifier import Selector, choose
 from tests.training.support import PROBLEMS
@@ -109,7 +110,7 @@ def test_rescore_gives_old_predictions_the_log_probabilities_of_the_run(
     old = "".join(json.dumps(r) + "\n" for r in rows)
     saved.write_text(old)
     rescore(RescoreConfig(predictions=str(run), output_dir=str(tmp_path / "scored"),
-                          logprobs=True, model=str(trained), adapter="none"))  # fmt: skip
+                          logprobs=True, student=StudentChoice(str(trained), "none")))  # fmt: skip
     scored = (tmp_path / "scored" / "predictions_mini.jsonl").read_text().splitlines()
     got = [t["mean_logprob"] for x in scored for t in json.loads(x)["thoughts"]]
     assert all(v is not None and v <= 0 for v in reported)

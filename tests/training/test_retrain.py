@@ -44,7 +44,7 @@ def _approve(store: Store, question: str, gold: float, eot: str) -> int:
 
 def _args(store: Store, base: Path, held_out: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--db_url", store.url, "--base", str(base), "--base_data", "",
+        "--db_url", store.url, "--model", str(base), "--base_data", "",
         "--train_config", CONFIG, "--eval_sets", str(held_out), "--eval_limit", "0",
         "--max_new_tokens", "16", "--output_dir", str(out), "--device", "cpu",
         "--promote_margin", "100", *extra,
