@@ -16,16 +16,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from db import cli
 from db.access import SYSTEM
-from db.settings import StoreSettings
-from db.store import Store, StoreError
+from db.store import Store
+
+
+def transfer(args: argparse.Namespace, store: Store) -> None:
+    """Do what the command line asks of ``store``."""
+    if args.command == "export":
+        record = store.export(args.out, by=args.by)
+        print(f"exported {record.count} approved corrections to {record.path}")
+    elif args.command == "import":
+        report = store.import_export(args.path)
+        added, skipped = len(report.added), report.skipped
+        print(f"imported {added} corrections, skipped {skipped} already here")
+    else:
+        for e in store.exports():
+            print(f"{e.id}\t{e.created_at:%Y-%m-%d %H:%M}\t{e.created_by}\t{e.count}\t{e.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m db.transfer", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--db_url", default=None, help="SQLAlchemy URL (default: EOTD_DB_URL)")
+    parser = cli.parser("db.transfer", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     out = sub.add_parser("export", help="write the approved corrections to a new folder")
     out.add_argument("out")
@@ -34,25 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     into.add_argument("path")
     sub.add_parser("list", help="list the exports made from this store")
     args = parser.parse_args(argv)
-    store = Store(args.db_url, settings=StoreSettings.from_env())
-    try:
-        if args.command == "export":
-            record = store.export(args.out, by=args.by)
-            print(f"exported {record.count} approved corrections to {record.path}")
-        elif args.command == "import":
-            report = store.import_export(args.path)
-            print(
-                f"imported {len(report.added)} corrections, skipped {report.skipped} already here"
-            )
-        else:
-            for e in store.exports():
-                print(f"{e.id}\t{e.created_at:%Y-%m-%d %H:%M}\t{e.created_by}\t{e.count}\t{e.path}")
-    except (OSError, ValueError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    return 0
+    return cli.run(args.db_url, lambda store: transfer(args, store))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,9 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, cli
 from db.access import SYSTEM, Actor, Role
 from db.models import User, utcnow
-from db.settings import StoreSettings
 from db.store import NotFound, Store, StoreError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -190,9 +189,34 @@ def authenticate(store: Store, name: str, password: str) -> Actor | None:
     return Actor(user.name, Role(user.role), user.id)
 
 
+def manage(args: argparse.Namespace, store: Store) -> None:
+    """Do what the command line asks of ``store``'s accounts."""
+    if args.command == "add":
+        password = None
+        if not args.hf:
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"password for {args.name}: ")
+                if getpass.getpass("again: ") != password:
+                    raise ValueError("the two passwords differ")
+        user = add_user(store, args.name, args.role, password,
+                        provider="hf" if args.hf else "local")  # fmt: skip
+        print(f"added {user.name} ({user.role}, {user.provider})")
+    elif args.command == "list":
+        for u in users(store):
+            state = f"disabled {u.disabled_at:%Y-%m-%d}" if u.disabled_at else "enabled"
+            print(f"{u.id}\t{u.name}\t{u.role}\t{u.provider}\t{state}")
+    elif args.command == "set-role":
+        user = set_role(store, args.name, args.role)
+        print(f"{user.name} is now {user.role}")
+    else:
+        user = disable(store, args.name)
+        print(f"{user.name} is disabled")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m db.users", description=__doc__.split("\n")[0])
-    parser.add_argument("--db_url", default=None, help="SQLAlchemy URL (default: EOTD_DB_URL)")
+    parser = cli.parser("db.users", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="create an account")
     add.add_argument("name")
@@ -206,36 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     off = sub.add_parser("disable", help="disable an account")
     off.add_argument("name")
     args = parser.parse_args(argv)
-    store = Store(args.db_url, settings=StoreSettings.from_env())
-    try:
-        if args.command == "add":
-            password = None
-            if not args.hf:
-                if args.password_stdin:
-                    password = sys.stdin.readline().rstrip("\n")
-                else:
-                    password = getpass.getpass(f"password for {args.name}: ")
-                    if getpass.getpass("again: ") != password:
-                        raise ValueError("the two passwords differ")
-            user = add_user(store, args.name, args.role, password,
-                            provider="hf" if args.hf else "local")  # fmt: skip
-            print(f"added {user.name} ({user.role}, {user.provider})")
-        elif args.command == "list":
-            for u in users(store):
-                state = f"disabled {u.disabled_at:%Y-%m-%d}" if u.disabled_at else "enabled"
-                print(f"{u.id}\t{u.name}\t{u.role}\t{u.provider}\t{state}")
-        elif args.command == "set-role":
-            user = set_role(store, args.name, args.role)
-            print(f"{user.name} is now {user.role}")
-        else:
-            user = disable(store, args.name)
-            print(f"{user.name} is disabled")
-    except (ValueError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    return 0
+    return cli.run(args.db_url, lambda store: manage(args, store))
 
 
 if __name__ == "__main__":
