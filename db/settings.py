@@ -62,8 +62,9 @@ class StoreSettings:
         return self.db_url or f"sqlite:///{(self.data_dir / DB_FILE).resolve()}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> StoreSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreSettings:
         """The settings the environment gives; a malformed value is an error naming it."""
+        env = os.environ if env is None else env  # read now: `datasets` can replace os.environ
 
         def number(name: str, default: T, convert: Callable[[str], T]) -> T:
             raw = env.get(name)

@@ -39,8 +39,9 @@ class EngineSettings:
     sandbox_allow_no_seccomp: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> EngineSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """The settings the environment gives; a malformed number is an error naming it."""
+        env = os.environ if env is None else env  # read now: `datasets` can replace os.environ
 
         def number(name: str, default: float, convert: type) -> float:
             raw = env.get(name, "")

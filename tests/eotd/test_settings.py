@@ -28,3 +28,16 @@ def test_functions_given_no_value_read_the_settings(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path))
     assert (requested_threads(None), requested_threads(1)) == (2, 1)
     assert cache_dir() == tmp_path
+
+
+def test_the_environment_is_read_at_each_call_even_once_os_environ_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    from functools import partial
+
+    from training.parallel import map_items
+
+    # `datasets.Dataset.map(num_proc=2)` puts a copy of os.environ in its place when it is done.
+    map_items(partial(dict, seen=True), [{"n": 1}, {"n": 2}], num_proc=2)
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path
