@@ -52,9 +52,10 @@ class Access:
     default_role: Role = Role.ANNOTATOR  # of signed-in HF users without an account row
 
     @classmethod
-    def detect(cls, store: Store, host: str | None, env: Mapping[str, str] = os.environ) -> Access:
+    def detect(cls, store: Store, host: str | None, env: Mapping[str, str] | None = None) -> Access:
         """The mode for an app over ``store`` bound to ``host`` (see the module docstring).
         OAuth needs a Space's OAuth secret: elsewhere Gradio signs sessions with a known key."""
+        env = os.environ if env is None else env
         admins = frozenset(
             n.strip().casefold() for n in env.get("EOTD_ADMINS", "").split(",") if n.strip()
         )
