@@ -35,9 +35,12 @@ def test_the_environment_is_read_at_each_call_even_once_os_environ_is_replaced(
 ):
     from functools import partial
 
+    from db.settings import StoreSettings
     from training.parallel import map_items
 
     # `datasets.Dataset.map(num_proc=2)` puts a copy of os.environ in its place when it is done.
     map_items(partial(dict, seen=True), [{"n": 1}, {"n": 2}], num_proc=2)
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("EOTD_DB_URL", "sqlite:////data/studio.sqlite3")
     assert cache_dir() == tmp_path
+    assert StoreSettings.from_env().url == "sqlite:////data/studio.sqlite3"
