@@ -165,9 +165,9 @@ def fold_numbers(problems: Sequence[Problem], folds: int, seed: int) -> np.ndarr
     return np.array([fold_by_id[origin(p.id)] for p in problems])
 
 
-def cross_validate(
+def cross_validated_picks(
     problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
-) -> Score:
+) -> list[float | None]:
     """Each problem's answer from a selector fitted on the other folds (:func:`fold_numbers`)."""
     fold_of = fold_numbers(problems, folds, seed)
     chosen: list[float | None] = [None] * len(problems)
@@ -177,7 +177,14 @@ def cross_validate(
         held = [i for i in range(len(problems)) if fold_of[i] == k]
         for i, answer in zip(held, picks([problems[i] for i in held], selector), strict=True):
             chosen[i] = answer
-    return paired(problems, chosen)
+    return chosen
+
+
+def cross_validate(
+    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
+) -> Score:
+    """Majority against the cross-validated selector (:func:`cross_validated_picks`)."""
+    return paired(problems, cross_validated_picks(problems, signals, l2, folds, seed))
 
 
 def report_name(path: str | Path) -> str:
@@ -194,18 +201,27 @@ def available(problems: Sequence[Problem], signals: Sequence[str]) -> list[str]:
 def run(cfg: FitSelectorConfig) -> dict:
     """Fit, cross-validate, ablate and report; return the report."""
     refuse_test_questions(cfg.predictions)
-    fitting = [p for path in cfg.predictions for p in read(path)]
+    files = {path: read(path) for path in cfg.predictions}
+    fitting = [p for problems in files.values() for p in problems]
     signals = available(fitting, cfg.signals)
     skipped = [s for s in cfg.signals if s not in signals]
     selector = fit(fitting, signals, cfg.l2)
     reports = {report_name(path): read(path) for path in cfg.report_on}
-    tables: dict[str, dict] = {"cross-validated (fitting problems)": {}}
+    cv_names = {"cross-validated (fitting problems)": range(len(fitting))}
+    if len(files) > 1:  # greedy and sampled held-out files are told apart too
+        end = 0
+        for path, problems in files.items():
+            end += len(problems)
+            cv_names[f"cross-validated ({report_name(path)})"] = range(end - len(problems), end)
+    tables: dict[str, dict] = {name: {} for name in cv_names}
     tables.update({name: {} for name in reports})
     for dropped in ["", *signals]:
         used = [s for s in signals if s != dropped]
         label = f"without {dropped}" if dropped else "all signals"
-        cv = cross_validate(fitting, used, cfg.l2, cfg.folds, cfg.seed)
-        tables["cross-validated (fitting problems)"][label] = cv.__dict__
+        chosen = cross_validated_picks(fitting, used, cfg.l2, cfg.folds, cfg.seed)
+        for name, rows in cv_names.items():
+            cv = paired([fitting[i] for i in rows], [chosen[i] for i in rows])
+            tables[name][label] = cv.__dict__
         sel = selector if not dropped else fit(fitting, used, cfg.l2)
         for name, problems in reports.items():
             tables[name][label] = paired(problems, picks(problems, sel)).__dict__

@@ -107,3 +107,18 @@ def test_fitting_on_a_test_set_is_refused(tmp_path: Path) -> None:
         run(FitSelectorConfig(predictions=[str(path)], output=str(tmp_path / "s.json"),
                               report_dir=str(tmp_path / "r")))  # fmt: skip
     assert not (tmp_path / "s.json").exists()
+
+
+def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_path: Path) -> None:
+    sampled = _write(tmp_path / "sampled" / "predictions_val.jsonl",
+                     [_problem(i, False) for i in range(100, 120)])  # fmt: skip
+    report = run(FitSelectorConfig(
+        predictions=[str(held_out), str(sampled)], signals=["share", "numbers_used"],
+        output=str(tmp_path / "s.json"), report_dir=str(tmp_path / "r"),
+    ))  # fmt: skip
+    tables = report["tables"]
+    assert tables["cross-validated (fitting problems)"]["all signals"]["problems"] == 60
+    greedy, other = tables["cross-validated (val/val)"], tables["cross-validated (sampled/val)"]
+    assert (greedy["all signals"]["problems"], other["all signals"]["problems"]) == (40, 20)
+    assert greedy["all signals"]["majority"] == 50.0 and other["all signals"]["majority"] == 100.0
+    assert set(greedy) == {"all signals", "without share", "without numbers_used"}
