@@ -11,8 +11,9 @@ on problems the student never trained on and no test set holds, i.e. the data bu
 validation slice and its number-changed variants (``training.heldout``). Reports, on the fitting
 problems by grouped k-fold cross-validation and on each ``report_on`` file (never fitted on),
 majority against the selector paired with the sign test, and what each signal contributes (refit
-without it). Writes the selector, ``report.json``, ``report.md`` and the config to
-``report_dir``.
+without it). ``cross_validate_also`` files are scored in the same folds without being fitted on,
+to compare fitting sets (greedy thoughts only, or samples too) on the same problems. Writes the
+selector, ``report.json``, ``report.md`` and the config to ``report_dir``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class FitSelectorConfig:
     )
     # predictions files to report on (test sets; never fitted on)
     report_on: list[str] = field(default_factory=list)
+    # held-out predictions scored in cross-validation, on the same folds, but not fitted on (to
+    # compare fitting sets: e.g. how a selector fitted on greedy thoughts does on samples)
+    cross_validate_also: list[str] = field(default_factory=list)
     signals: list[str] = field(default_factory=lambda: list(SIGNALS))  # those used
     l2: float = 1.0  # ridge penalty on the standardised weights
     folds: int = 5  # cross-validation folds over the fitting problems
@@ -166,13 +170,19 @@ def fold_numbers(problems: Sequence[Problem], folds: int, seed: int) -> np.ndarr
 
 
 def cross_validated_picks(
-    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
+    problems: Sequence[Problem],
+    signals: Sequence[str],
+    l2: float,
+    folds: int,
+    seed: int,
+    fitted: int | None = None,
 ) -> list[float | None]:
-    """Each problem's answer from a selector fitted on the other folds (:func:`fold_numbers`)."""
+    """Each problem's answer from a selector fitted on the other folds (:func:`fold_numbers`),
+    on their first ``fitted`` problems only where given (the rest are only scored)."""
     fold_of = fold_numbers(problems, folds, seed)
     chosen: list[float | None] = [None] * len(problems)
     for k in range(folds):
-        train = [p for i, p in enumerate(problems) if fold_of[i] != k]
+        train = [p for i, p in enumerate(problems[:fitted]) if fold_of[i] != k]
         selector = fit(train, signals, l2)
         held = [i for i in range(len(problems)) if fold_of[i] == k]
         for i, answer in zip(held, picks([problems[i] for i in held], selector), strict=True):
@@ -200,9 +210,10 @@ def available(problems: Sequence[Problem], signals: Sequence[str]) -> list[str]:
 
 def run(cfg: FitSelectorConfig) -> dict:
     """Fit, cross-validate, ablate and report; return the report."""
-    refuse_test_questions(cfg.predictions)
-    files = {path: read(path) for path in cfg.predictions}
-    fitting = [p for problems in files.values() for p in problems]
+    refuse_test_questions(cfg.predictions + cfg.cross_validate_also)
+    files = {path: read(path) for path in cfg.predictions + cfg.cross_validate_also}
+    fitting = [p for path in cfg.predictions for p in files[path]]
+    scored = fitting + [p for path in cfg.cross_validate_also for p in files[path]]
     signals = available(fitting, cfg.signals)
     skipped = [s for s in cfg.signals if s not in signals]
     selector = fit(fitting, signals, cfg.l2)
@@ -218,9 +229,9 @@ def run(cfg: FitSelectorConfig) -> dict:
     for dropped in ["", *signals]:
         used = [s for s in signals if s != dropped]
         label = f"without {dropped}" if dropped else "all signals"
-        chosen = cross_validated_picks(fitting, used, cfg.l2, cfg.folds, cfg.seed)
+        chosen = cross_validated_picks(scored, used, cfg.l2, cfg.folds, cfg.seed, len(fitting))
         for name, rows in cv_names.items():
-            cv = paired([fitting[i] for i in rows], [chosen[i] for i in rows])
+            cv = paired([scored[i] for i in rows], [chosen[i] for i in rows])
             tables[name][label] = cv.__dict__
         sel = selector if not dropped else fit(fitting, used, cfg.l2)
         for name, problems in reports.items():

@@ -122,3 +122,13 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
     assert (greedy["all signals"]["problems"], other["all signals"]["problems"]) == (40, 20)
     assert greedy["all signals"]["majority"] == 50.0 and other["all signals"]["majority"] == 100.0
     assert set(greedy) == {"all signals", "without share", "without numbers_used"}
+
+    scored_only = run(FitSelectorConfig(
+        predictions=[str(sampled)], cross_validate_also=[str(held_out)],
+        signals=["share", "numbers_used"], output=str(tmp_path / "s2.json"),
+        report_dir=str(tmp_path / "r2"),
+    ))  # fmt: skip
+    alone = fit(read(sampled), ["share", "numbers_used"], l2=1.0)
+    assert scored_only["selector"]["weights"] == alone.weights  # the scored file is not fitted on
+    assert scored_only["selector"]["fitted_on"]["problems"] == 20
+    assert scored_only["tables"]["cross-validated (val/val)"]["all signals"]["problems"] == 40
