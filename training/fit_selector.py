@@ -210,8 +210,11 @@ def available(problems: Sequence[Problem], signals: Sequence[str]) -> list[str]:
 
 def run(cfg: FitSelectorConfig) -> dict:
     """Fit, cross-validate, ablate and report; return the report."""
-    refuse_test_questions(cfg.predictions + cfg.cross_validate_also)
-    files = {path: read(path) for path in cfg.predictions + cfg.cross_validate_also}
+    paths = cfg.predictions + cfg.cross_validate_also
+    if len(set(paths)) < len(paths):
+        raise ValueError("name each predictions file once: fitted on, or only cross-validated")
+    refuse_test_questions(paths)
+    files = {path: read(path) for path in paths}
     fitting = [p for path in cfg.predictions for p in files[path]]
     scored = fitting + [p for path in cfg.cross_validate_also for p in files[path]]
     signals = available(fitting, cfg.signals)

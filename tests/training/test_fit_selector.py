@@ -132,3 +132,5 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
     assert scored_only["selector"]["weights"] == alone.weights  # the scored file is not fitted on
     assert scored_only["selector"]["fitted_on"]["problems"] == 20
     assert scored_only["tables"]["cross-validated (val/val)"]["all signals"]["problems"] == 40
+    with pytest.raises(ValueError, match="once"):
+        run(FitSelectorConfig(predictions=[str(sampled)], cross_validate_also=[str(sampled)]))
