@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eotd import same_answer
-from eotd.verifier import SIGNALS, Evidence, Selector, candidates, choose, rank
+from eotd.verifier import SIGNALS, Evidence, Selector, candidates, rank
 from training.compare import sign_test
 from training.config import load_config, save_config
 from training.datasets import evaluation_questions, normalize_question
@@ -60,6 +60,7 @@ class Problem:
     """One problem's candidates and what majority chose."""
 
     id: str
+    question: str
     gold: float
     evidence: list[Evidence]
     majority: float | None
@@ -82,19 +83,18 @@ def read(path: str | Path) -> list[Problem]:
     """The problems of a predictions file, with candidates and the majority vote."""
     problems, solutions = load_predictions(Path(path), refresh=True)
     out = []
-    for problem, solution in zip(problems, solutions, strict=True):
-        majority = choose(solution.question, solution.thoughts, "majority").answer
+    for problem, solution in zip(problems, solutions, strict=True):  # read with majority votes
         found = candidates(solution.question, solution.thoughts)
-        out.append(Problem(str(problem["id"]), float(problem["answer"]), found, majority))
+        out.append(Problem(str(problem["id"]), solution.question, float(problem["answer"]), found,
+                           solution.answer))  # fmt: skip
     return out
 
 
-def refuse_test_questions(paths: Sequence[str]) -> None:
+def refuse_test_questions(files: dict[str, list[Problem]]) -> None:
     """Raise when a fitting file holds an evaluation question."""
     held_out = evaluation_questions()
-    for path in paths:
-        problems, _ = load_predictions(Path(path))
-        leaked = [p["id"] for p in problems if normalize_question(p["question"]) in held_out]
+    for path, problems in files.items():
+        leaked = [p.id for p in problems if normalize_question(p.question) in held_out]
         if leaked:
             raise ValueError(
                 f"{path} holds {len(leaked)} evaluation questions (e.g. {leaked[0]}); fit the "
@@ -213,8 +213,8 @@ def run(cfg: FitSelectorConfig) -> dict:
     paths = cfg.predictions + cfg.cross_validate_also
     if len(set(paths)) < len(paths):
         raise ValueError("name each predictions file once: fitted on, or only cross-validated")
-    refuse_test_questions(paths)
     files = {path: read(path) for path in paths}
+    refuse_test_questions(files)
     fitting = [p for path in cfg.predictions for p in files[path]]
     scored = fitting + [p for path in cfg.cross_validate_also for p in files[path]]
     signals = available(fitting, cfg.signals)
@@ -223,10 +223,10 @@ def run(cfg: FitSelectorConfig) -> dict:
     reports = {report_name(path): read(path) for path in cfg.report_on}
     cv_names = {"cross-validated (fitting problems)": range(len(fitting))}
     if len(files) > 1:  # greedy and sampled held-out files are told apart too
-        end = 0
+        start = 0
         for path, problems in files.items():
-            end += len(problems)
-            cv_names[f"cross-validated ({report_name(path)})"] = range(end - len(problems), end)
+            cv_names[f"cross-validated ({report_name(path)})"] = range(start, start + len(problems))
+            start += len(problems)
     tables: dict[str, dict] = {name: {} for name in cv_names}
     tables.update({name: {} for name in reports})
     for dropped in ["", *signals]:

@@ -70,7 +70,7 @@ def test_the_fit_learns_which_signal_marks_the_right_answer(held_out: Path) -> N
 def test_variants_and_samples_of_a_problem_share_its_fold() -> None:
     ids = [f"gsm8k-train-{i}" for i in range(30)]
     ids += [f"{i}-aug{k}" for i in ids[:10] for k in (1, 2)] + ids[:5]  # variants, resamples
-    folds = fold_numbers([Problem(i, 1.0, [], None) for i in ids], folds=5, seed=0)
+    folds = fold_numbers([Problem(i, "", 1.0, [], None) for i in ids], folds=5, seed=0)
     fold = dict(zip(ids, folds, strict=False))  # an original's first fold
     assert all(f == fold[i.split("-aug")[0]] for i, f in zip(ids, folds, strict=True))
     assert sorted(set(folds.tolist())) == [0, 1, 2, 3, 4]
@@ -133,4 +133,11 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
     assert scored_only["selector"]["fitted_on"]["problems"] == 20
     assert scored_only["tables"]["cross-validated (val/val)"]["all signals"]["problems"] == 40
     with pytest.raises(ValueError, match="once"):
-        run(FitSelectorConfig(predictions=[str(sampled)], cross_validate_also=[str(sampled)]))
+        run(
+            FitSelectorConfig(
+                predictions=[str(sampled)],
+                cross_validate_also=[str(sampled)],
+                output=str(tmp_path / "s3.json"),
+                report_dir=str(tmp_path / "r3"),
+            )
+        )
