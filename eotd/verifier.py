@@ -5,10 +5,11 @@ answer among a question's thoughts (and samples), :func:`candidates` measures wh
 reader would look at (see :data:`SIGNALS`): how many thoughts and samples back it, whether they
 finished, whether they use the numbers the question states, whether the answer has the kind a
 word problem's answer has, how sure the model was of the text, and whether a program's
-intermediate values agree with the other thoughts'. A :class:`Selector` (logistic regression over
-the standardised signals, fitted by ``training.fit_selector`` on held-out problems only) turns them
-into the probability that the answer is right; :func:`select` takes the likeliest and says in words
-what decided. :func:`choose` is the one entry point for every strategy, votes included.
+intermediate values agree with the other thoughts'. A :class:`Selector` (an additive logistic
+model, one step function per signal, fitted by ``training.fit_selector`` on held-out problems only)
+turns them into the probability that the answer is right; :func:`select` takes the likeliest and
+says in words what decided. :func:`choose` is the one entry point for every strategy, votes
+included.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
@@ -198,37 +201,38 @@ def candidates(question: str, thoughts: Sequence[Thought]) -> list[Evidence]:
 
 @dataclass
 class Selector:
-    """Logistic regression over standardised signals: P(answer right) = sigmoid(w . z + b),
-    ``z = (signal - mean) / scale``. A signal a candidate lacks (no log-probabilities saved)
-    counts as its mean."""
+    """An additive model over the signals: P(answer right) = sigmoid(bias + sum of f(signal)),
+    each f a step function: ``values[k][i]`` where ``i`` is how many of ``thresholds[k]``
+    (ascending) lie below signal ``k``'s value. The values average zero over the fitting
+    candidates, so a contribution is how far a signal lifts or lowers an answer against the
+    average candidate; a signal a candidate lacks (no log-probabilities saved) contributes
+    nothing."""
 
     signals: list[str]
-    weights: list[float]
+    thresholds: list[list[float]]
+    values: list[list[float]]
     bias: float
-    mean: list[float]
-    scale: list[float]
     fitted_on: dict = field(default_factory=dict)  # what training.fit_selector recorded
 
     def __post_init__(self) -> None:
         unknown = set(self.signals) - set(SIGNALS)
         if unknown:
             raise ValueError(f"unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
-        n = len(self.signals)
-        if not len(self.weights) == len(self.mean) == len(self.scale) == n:
-            raise ValueError("a selector needs one weight, mean and scale per signal")
-        if any(s <= 0 for s in self.scale):
-            raise ValueError("every scale must be positive")
-
-    def standardised(self, evidence: Evidence) -> list[float]:
-        return [
-            (evidence.signals.get(name, mu) - mu) / sd
-            for name, mu, sd in zip(self.signals, self.mean, self.scale, strict=True)
-        ]
+        if not len(self.thresholds) == len(self.values) == len(self.signals):
+            raise ValueError("a selector needs thresholds and values for each signal")
+        for name, cuts, steps in zip(self.signals, self.thresholds, self.values, strict=True):
+            if len(steps) != len(cuts) + 1:
+                raise ValueError(f"{name}: one value more than thresholds is needed")
+            if any(b <= a for a, b in pairwise(cuts)):
+                raise ValueError(f"{name}: thresholds must ascend")
 
     def contributions(self, evidence: Evidence) -> dict[str, float]:
-        """Each signal's share of the logit (weight x standardised value)."""
-        z = self.standardised(evidence)
-        return {name: w * v for name, w, v in zip(self.signals, self.weights, z, strict=True)}
+        """Each signal's share of the logit (0 for a signal the candidate lacks)."""
+        return {
+            name: steps[bisect_left(cuts, x)] if (x := evidence.signals.get(name)) is not None
+            else 0.0
+            for name, cuts, steps in zip(self.signals, self.thresholds, self.values, strict=True)
+        }  # fmt: skip
 
     def probability(self, evidence: Evidence) -> float:
         logit = self.bias + sum(self.contributions(evidence).values())
@@ -278,20 +282,19 @@ def _fmt(x: float) -> str:
 def _reasons(selector: Selector, best: Evidence, other: Evidence) -> tuple[list, list]:
     """In words: the signals that most favoured ``best`` over ``other``, and most held it back."""
     mine, theirs = selector.contributions(best), selector.contributions(other)
-    weight = dict(zip(selector.signals, selector.weights, strict=True))
 
-    def say(name: str, higher: bool) -> str:
+    def say(name: str, favours: bool) -> str:
         # PHRASES[n][0] says the answer's value is the higher one, PHRASES[n][1] the lower.
+        higher = best.signals[name] > other.signals[name]
         phrase = PHRASES[name][0 if higher else 1]
-        if name in THOUGHTS and weight[name] < 0:  # a thought the selector trusts less
-            phrase = phrase.replace(" back", ", trusted less, back", 1)
+        if name in THOUGHTS and higher != favours:  # a thought the selector trusts less
+            phrase += f" (the selector trusts the {name.upper()} less)"
         return phrase
 
-    diff = sorted(((mine[n] - theirs[n], n) for n in mine), reverse=True)
-    # A signal favours the answer when its value is higher and its weight positive, or lower
-    # and its weight negative.
-    pro = [say(n, weight[n] > 0) for d, n in diff[:3] if d > 0.05]
-    con = [say(n, weight[n] < 0) for d, n in diff[::-1][:2] if d < -0.05]
+    both = [n for n in mine if n in best.signals and n in other.signals]
+    diff = sorted(((mine[n] - theirs[n], n) for n in both), reverse=True)
+    pro = [say(n, True) for d, n in diff[:3] if d > 0.05]
+    con = [say(n, False) for d, n in diff[::-1][:2] if d < -0.05]
     return pro, con
 
 

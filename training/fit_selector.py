@@ -4,8 +4,9 @@
     python -m training.fit_selector --predictions HELD_OUT.jsonl --report_on TEST.jsonl,... \\
         [--output models/selector.json] [--report_dir models/eval/selector]
 
-Fits an L2-regularised logistic regression (Newton's method, numpy) on every candidate answer of
-the ``predictions`` files: its signals against whether it is the gold answer. Refuses problems
+Fits boosted decision stumps (``training.boosting``: an additive logistic model, one step function
+per signal) on every candidate answer of the ``predictions`` files: its signals against whether it
+is the gold answer. Refuses problems
 that are evaluation questions (GSM8K test, SVAMP, ASDiv, MultiArith): the selector is fitted only
 on problems the student never trained on and no test set holds, i.e. the data builder's held-out
 validation slice and its number-changed variants (``training.heldout``). Reports, on the fitting
@@ -21,13 +22,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from eotd import same_answer
 from eotd.verifier import SIGNALS, Evidence, Selector, candidates, rank
+from training.boosting import BoostSettings, fit_stumps
 from training.compare import sign_test
 from training.config import load_config, save_config
 from training.datasets import evaluation_questions, normalize_question
@@ -48,7 +50,7 @@ class FitSelectorConfig:
     # compare fitting sets: e.g. how a selector fitted on greedy thoughts does on samples)
     cross_validate_also: list[str] = field(default_factory=list)
     signals: list[str] = field(default_factory=lambda: list(SIGNALS))  # those used
-    l2: float = 1.0  # ridge penalty on the standardised weights
+    boosting: BoostSettings = field(default_factory=BoostSettings)  # how the stumps are fitted
     folds: int = 5  # cross-validation folds over the fitting problems
     seed: int = 0
     output: str = "models/selector.json"
@@ -109,29 +111,15 @@ def matrix(problems: Sequence[Problem], signals: Sequence[str]) -> tuple[np.ndar
     return np.array(rows, dtype=float).reshape(-1, len(signals)), np.array(labels, dtype=float)
 
 
-def fit(problems: Sequence[Problem], signals: Sequence[str], l2: float) -> Selector:
-    """L2 logistic regression on the standardised signals (bias unpenalised), Newton steps."""
+def fit(problems: Sequence[Problem], signals: Sequence[str], settings: BoostSettings) -> Selector:
+    """Boosted stumps over the signals (:func:`training.boosting.fit_stumps`), as a selector."""
     x, y = matrix(problems, signals)
     if not len(y) or y.min() == y.max():
         raise ValueError("the fitting problems need both right and wrong candidate answers")
-    mean = np.nanmean(x, axis=0)
-    scale = np.nanstd(x, axis=0)
-    scale[~(scale > 1e-9)] = 1.0
-    z = np.nan_to_num((x - mean) / scale)  # a missing signal counts as its mean
-    z = np.hstack([z, np.ones((len(z), 1))])
-    penalty = np.diag([l2] * len(signals) + [0.0])
-    w = np.zeros(z.shape[1])
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-z @ w))
-        grad = z.T @ (p - y) + penalty @ w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + penalty + 1e-9 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
+    model = fit_stumps(x, y, settings)
     return Selector(
-        list(signals), [round(float(v), 6) for v in w[:-1]], round(float(w[-1]), 6),
-        [round(float(v), 6) for v in mean], [round(float(v), 6) for v in scale],
+        list(signals), [t.tolist() for t in model.thresholds],
+        [[round(float(v), 6) for v in steps] for steps in model.values], round(model.bias, 6),
     )  # fmt: skip
 
 
@@ -172,7 +160,7 @@ def fold_numbers(problems: Sequence[Problem], folds: int, seed: int) -> np.ndarr
 def cross_validated_picks(
     problems: Sequence[Problem],
     signals: Sequence[str],
-    l2: float,
+    settings: BoostSettings,
     folds: int,
     seed: int,
     fitted: int | None = None,
@@ -183,7 +171,7 @@ def cross_validated_picks(
     chosen: list[float | None] = [None] * len(problems)
     for k in range(folds):
         train = [p for i, p in enumerate(problems[:fitted]) if fold_of[i] != k]
-        selector = fit(train, signals, l2)
+        selector = fit(train, signals, settings)
         held = [i for i in range(len(problems)) if fold_of[i] == k]
         for i, answer in zip(held, picks([problems[i] for i in held], selector), strict=True):
             chosen[i] = answer
@@ -191,10 +179,14 @@ def cross_validated_picks(
 
 
 def cross_validate(
-    problems: Sequence[Problem], signals: Sequence[str], l2: float, folds: int, seed: int
+    problems: Sequence[Problem],
+    signals: Sequence[str],
+    settings: BoostSettings,
+    folds: int,
+    seed: int,
 ) -> Score:
     """Majority against the cross-validated selector (:func:`cross_validated_picks`)."""
-    return paired(problems, cross_validated_picks(problems, signals, l2, folds, seed))
+    return paired(problems, cross_validated_picks(problems, signals, settings, folds, seed))
 
 
 def report_name(path: str | Path) -> str:
@@ -219,7 +211,7 @@ def run(cfg: FitSelectorConfig) -> dict:
     scored = fitting + [p for path in cfg.cross_validate_also for p in files[path]]
     signals = available(fitting, cfg.signals)
     skipped = [s for s in cfg.signals if s not in signals]
-    selector = fit(fitting, signals, cfg.l2)
+    selector = fit(fitting, signals, cfg.boosting)
     reports = {report_name(path): read(path) for path in cfg.report_on}
     cv_names = {"cross-validated (fitting problems)": range(len(fitting))}
     if len(files) > 1:  # greedy and sampled held-out files are told apart too
@@ -232,16 +224,18 @@ def run(cfg: FitSelectorConfig) -> dict:
     for dropped in ["", *signals]:
         used = [s for s in signals if s != dropped]
         label = f"without {dropped}" if dropped else "all signals"
-        chosen = cross_validated_picks(scored, used, cfg.l2, cfg.folds, cfg.seed, len(fitting))
+        chosen = cross_validated_picks(
+            scored, used, cfg.boosting, cfg.folds, cfg.seed, len(fitting)
+        )
         for name, rows in cv_names.items():
             cv = paired([scored[i] for i in rows], [chosen[i] for i in rows])
             tables[name][label] = cv.__dict__
-        sel = selector if not dropped else fit(fitting, used, cfg.l2)
+        sel = selector if not dropped else fit(fitting, used, cfg.boosting)
         for name, problems in reports.items():
             tables[name][label] = paired(problems, picks(problems, sel)).__dict__
     selector.fitted_on = {
         "predictions": list(cfg.predictions), "problems": len(fitting),
-        "candidates": sum(len(p.evidence) for p in fitting), "l2": cfg.l2,
+        "candidates": sum(len(p.evidence) for p in fitting), "boosting": asdict(cfg.boosting),
         "skipped_signals": skipped,
     }  # fmt: skip
     selector.save(cfg.output)
@@ -254,12 +248,14 @@ def run(cfg: FitSelectorConfig) -> dict:
 
 
 def markdown(selector: Selector, tables: dict[str, dict]) -> str:
-    """The selector's weights and the paired tables, as Markdown."""
-    lines = ["### Selector weights (standardised signals)", "", "| signal | weight | what |"]
-    lines += ["|---|---:|---|"]
-    lines += [f"| {s} | {w:+.3f} | {SIGNALS[s]} |"
-              for s, w in zip(selector.signals, selector.weights, strict=True)]  # fmt: skip
-    lines += [f"| (bias) | {selector.bias:+.3f} | |", ""]
+    """What each signal does in the selector, and the paired tables, as Markdown."""
+    lines = ["### What each signal adds to an answer's logit (step functions)", "",
+             "| signal | steps | at its lowest | at its highest | range | what |",
+             "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for s, steps in zip(selector.signals, selector.values, strict=True):
+        lines.append(f"| {s} | {len(steps) - 1} | {steps[0]:+.3f} | {steps[-1]:+.3f} | "
+                     f"{max(steps) - min(steps):.3f} | {SIGNALS[s]} |")  # fmt: skip
+    lines += ["", f"Bias {selector.bias:+.3f}; thresholds and values in the selector file.", ""]
     if selector.fitted_on.get("skipped_signals"):
         lines += [f"Not used (missing in the fitting predictions): "
                   f"{', '.join(selector.fitted_on['skipped_signals'])}.", ""]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The answer selector: signals per candidate answer, the logistic selector, and choosing."""
+"""The answer selector: signals per candidate answer, the step-function selector, and choosing."""
 
 from __future__ import annotations
 
@@ -98,9 +98,10 @@ def test_failed_thoughts_give_no_candidate() -> None:
     assert verdict.answer is None and verdict.confidence == 0.0
 
 
-def _selector(weights: dict[str, float], bias: float = 0.0) -> Selector:
-    names = list(weights)
-    return Selector(names, list(weights.values()), bias, [0.0] * len(names), [1.0] * len(names))
+def _selector(rises: dict[str, float], bias: float = 0.0) -> Selector:
+    """Each signal adds its number to the logit when above one half."""
+    names = list(rises)
+    return Selector(names, [[0.5]] * len(names), [[0.0, w] for w in rises.values()], bias)
 
 
 def test_the_selector_can_overrule_the_majority_and_says_why() -> None:
@@ -125,8 +126,8 @@ def test_equal_scores_fall_back_to_the_vote_order() -> None:
     assert verdict.answer == 8.0  # PoT first, as the majority vote breaks ties
 
 
-def test_a_missing_signal_counts_as_its_mean() -> None:
-    selector = Selector(["logprob"], [5.0], 0.0, [-0.5], [0.1])
+def test_a_missing_signal_contributes_nothing() -> None:
+    selector = Selector(["logprob"], [[-0.5]], [[-5.0, 5.0]], 0.0)
     (only,) = candidates(QUESTION, _thoughts("The answer is 10.", RIGHT_POT, RIGHT_EOT))
     assert selector.probability(only) == pytest.approx(0.5)
     only.signals["logprob"] = -0.4
@@ -145,8 +146,12 @@ def test_selectors_round_trip_and_bad_files_are_refused(tmp_path: Path) -> None:
         load_selector(tmp_path / "broken.json")
     with pytest.raises(FileNotFoundError, match="fit one"):
         load_selector(tmp_path / "none.json")
-    with pytest.raises(ValueError, match="one weight"):
-        Selector(["share"], [1.0, 2.0], 0.0, [0.0], [1.0])
+    with pytest.raises(ValueError, match="one value more than thresholds"):
+        Selector(["share"], [[0.5]], [[1.0]], 0.0)
+    with pytest.raises(ValueError, match="ascend"):
+        Selector(["share"], [[0.5, 0.2]], [[0.0, 1.0, 2.0]], 0.0)
+    with pytest.raises(ValueError, match="each signal"):
+        Selector(["share", "integer"], [[0.5]], [[0.0, 1.0]], 0.0)
 
 
 def test_the_shipped_selector_uses_known_signals_and_was_fitted_on_held_out_problems() -> None:

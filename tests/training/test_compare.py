@@ -94,7 +94,7 @@ def test_two_ways_of_choosing_pair_on_the_same_predictions(tmp_path: Path) -> No
     row["thoughts"][1]["text"] = "ans = 4"
     row["thoughts"][2]["text"] = "total = 3 * 4\nleft = total - 2\nans = left"
     path = _write(tmp_path / "a", [row])
-    selector = Selector(["in_question", "numbers_used"], [-3.0, 2.0], 0.0, [0.0] * 2, [1.0] * 2)
+    selector = Selector(["in_question", "numbers_used"], [[0.5]] * 2, [[0, -3.0], [0, 2.0]], 0.0)
     rows = {r.name: r for r in pair(path, path, "majority", "verified", selector)}
     chosen = rows["majority / verified"]
     assert (chosen.accuracy_a, chosen.accuracy_b, chosen.only_a, chosen.only_b) == (0, 100, 0, 1)

@@ -51,7 +51,7 @@ def test_scores_per_thought_vote_and_oracle() -> None:
 def test_a_selector_file_decides_the_verified_column(tmp_path: Path) -> None:
     problems = [{"answer": 30}]
     solutions = [_solution("b 6 x 5", 30.0, 12.0, 12.0)]  # majority: 12; the CoT alone: 30
-    cot_only = Selector(["cot", "share"], [5.0, -1.0], 0.0, [0.0, 0.0], [1.0, 1.0])
+    cot_only = Selector(["cot", "share"], [[0.5], [0.5]], [[0.0, 5.0], [0.0, -1.0]], 0.0)
     assert score(problems, solutions, 1.0, cot_only)["accuracy"]["verified"] == 100.0
     assert score(problems, solutions, 1.0, cot_only)["accuracy"]["majority"] == 0.0
 

@@ -9,6 +9,7 @@ import pytest
 
 from eotd.student import combine, execute
 from eotd.verifier import load_selector
+from training.boosting import BoostSettings
 from training.datasets import load_problems
 from training.evaluate import prediction_row
 from training.fit_selector import (
@@ -47,6 +48,9 @@ def _write(path: Path, rows: list[tuple[dict, object]]) -> Path:
     return path
 
 
+SMALL = BoostSettings(min_leaf=5)  # splits allowed on a few dozen candidates
+
+
 @pytest.fixture
 def held_out(tmp_path: Path) -> Path:
     return _write(
@@ -58,11 +62,12 @@ def test_the_fit_learns_which_signal_marks_the_right_answer(held_out: Path) -> N
     problems = read(held_out)
     majority = sum(p.majority == p.gold for p in problems) / len(problems)
     assert majority == 0.5  # wrong on every trap
-    selector = fit(problems, ["share", "numbers_used"], l2=1.0)
-    weights = dict(zip(selector.signals, selector.weights, strict=True))
-    assert weights["numbers_used"] > 0 > weights["share"]
+    selector = fit(problems, ["share", "numbers_used"], SMALL)
+    steps = dict(zip(selector.signals, selector.values, strict=True))
+    assert steps["numbers_used"][-1] > steps["numbers_used"][0]  # using the numbers marks it
+    assert steps["share"][-1] <= steps["share"][0]  # agreement misleads on these problems
     assert all(a == p.gold for a, p in zip(picks(problems, selector), problems, strict=True))
-    cv = cross_validate(problems, ["share", "numbers_used"], 1.0, folds=5, seed=0)
+    cv = cross_validate(problems, ["share", "numbers_used"], SMALL, folds=5, seed=0)
     assert (cv.majority, cv.verified) == (50.0, 100.0)
     assert (cv.only_majority, cv.only_verified) == (0, 20) and cv.p_value < 1e-5
 
@@ -83,7 +88,7 @@ def test_run_writes_the_selector_and_a_paired_report_with_ablations(
                        [_problem(i, True) for i in range(100, 110)])  # fmt: skip
     cfg = FitSelectorConfig(
         predictions=[str(held_out)], report_on=[str(test_file)],
-        output=str(tmp_path / "selector.json"), report_dir=str(tmp_path / "report"),
+        output=str(tmp_path / "selector.json"), report_dir=str(tmp_path / "report"), boosting=SMALL,
     )  # fmt: skip
     report = run(cfg)
     selector = load_selector(tmp_path / "selector.json")
@@ -114,7 +119,7 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
                      [_problem(i, False) for i in range(100, 120)])  # fmt: skip
     report = run(FitSelectorConfig(
         predictions=[str(held_out), str(sampled)], signals=["share", "numbers_used"],
-        output=str(tmp_path / "s.json"), report_dir=str(tmp_path / "r"),
+        output=str(tmp_path / "s.json"), report_dir=str(tmp_path / "r"), boosting=SMALL,
     ))  # fmt: skip
     tables = report["tables"]
     assert tables["cross-validated (fitting problems)"]["all signals"]["problems"] == 60
@@ -126,10 +131,14 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
     scored_only = run(FitSelectorConfig(
         predictions=[str(sampled)], cross_validate_also=[str(held_out)],
         signals=["share", "numbers_used"], output=str(tmp_path / "s2.json"),
-        report_dir=str(tmp_path / "r2"),
+        report_dir=str(tmp_path / "r2"), boosting=SMALL,
     ))  # fmt: skip
-    alone = fit(read(sampled), ["share", "numbers_used"], l2=1.0)
-    assert scored_only["selector"]["weights"] == alone.weights  # the scored file is not fitted on
+    alone = fit(read(sampled), ["share", "numbers_used"], SMALL)
+    both = fit(read(sampled) + read(held_out), ["share", "numbers_used"], SMALL)
+    assert alone.values != both.values  # so the check below can tell the two apart
+    # the scored file is not fitted on
+    assert (scored_only["selector"]["thresholds"], scored_only["selector"]["values"]) == (
+        alone.thresholds, alone.values)  # fmt: skip
     assert scored_only["selector"]["fitted_on"]["problems"] == 20
     assert scored_only["tables"]["cross-validated (val/val)"]["all signals"]["problems"] == 40
     with pytest.raises(ValueError, match="once"):
