@@ -4,7 +4,10 @@
 
 The data builder keeps a validation slice of GSM8K train out of the student's training
 (``training.datasets.train_validation``); those problems, less any that also occur in an
-evaluation set, are the held-out pool. ``--variants N`` adds up to N number-changed variants of each
+evaluation set, are the held-out pool; ``--unconverted true`` adds the training problems the rule
+teacher cannot convert (``training.build_data`` drops them, so the student never trained on them
+either; no variants of these, as their annotations do not reach the gold answer). ``--variants N``
+adds up to N number-changed variants of each
 (``training.augment``): new problems with their own gold answers, on which the student's thoughts
 scatter differently, so the selector sees several times as many candidates; ``--variant_seeds
 0,1`` draws more, keeping only new questions. A variant's id is its original's with ``-augN``
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from training.augment import augment_problems
+from training.build_data import rule_targets
 from training.config import load_config, save_config
 from training.datasets import (
     VALIDATION_SEED,
@@ -43,11 +47,14 @@ class HeldoutConfig:
     variants: int = 0  # number-changed variants per problem and seed (training.augment)
     # seeds drawing the variants' numbers; a later seed adds only variants not made before
     variant_seeds: list[int] = field(default_factory=lambda: [0])
+    # also the training problems the rule teacher cannot convert (the student never saw them)
+    unconverted: bool = False
 
 
 def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The validation slice without evaluation questions, then its variants (none equal to an
-    evaluation, a training or an earlier question); and counts."""
+    evaluation, a training or an earlier question), then the unconverted training problems if
+    asked; and counts."""
     train, validation = train_validation(cfg.train_data, cfg.validation_size, cfg.seed)
     tests = evaluation_questions()
     kept = [dict(p) for p in validation if normalize_question(p["question"]) not in tests]
@@ -70,14 +77,20 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
             seen.add(normalize_question(p["question"]))
             ids.add(p["id"])
             made.append(p)
+    dropped = []
+    if cfg.unconverted:
+        dropped = [{**p, "origin_id": p["id"]} for p in train
+                   if normalize_question(p["question"]) not in tests
+                   and isinstance(rule_targets(p), str)]  # fmt: skip
     counts = {
         "validation": len(validation),
         "in_evaluation_sets": len(validation) - len(kept),
         "kept": len(kept),
         "variants": len(made),
         "augment": stats,
+        "unconverted": len(dropped),
     }
-    return kept + made, counts
+    return kept + made + dropped, counts
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,13 +1,16 @@
-"""The selector's fitting problems: the student's validation slice and its variants, no test set."""
+"""The selector's fitting problems: the student's validation slice and its variants, and the
+training problems it never saw; no test set."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from training import heldout
+from training.build_data import rule_candidates
 from training.datasets import normalize_question, train_validation
 from training.fit_selector import origin
 from training.heldout import HeldoutConfig, heldout_problems, main
@@ -51,3 +54,24 @@ def test_more_variant_seeds_add_only_new_variants_of_the_same_problems() -> None
     assert added and not {p["question"] for p in added} & {p["question"] for p in first}
     assert len({p["id"] for p in both}) == len(both)  # clashing ids were renumbered
     assert all(origin(p["id"]) == p["origin_id"] for p in added)
+
+
+def test_unconverted_training_problems_join_the_pool_without_variants(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.jsonl"
+    lines = Path("data/gsm8k/train.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+    pool.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = HeldoutConfig(train_data=str(pool), validation_size=5, variants=1, unconverted=True)
+    problems, counts = heldout_problems(cfg)
+    train, _ = train_validation(str(pool), 5)
+    added = problems[len(problems) - counts["unconverted"] :]
+    assert "gsm8k-train-29" in [p["id"] for p in added]  # its annotations never reach the gold
+    assert all(p["id"] in train["id"] and p["origin_id"] == p["id"] for p in added)
+    taught = {c.question for c in rule_candidates(list(train), ["cot", "pot", "eot"], Counter())}
+    assert {p["question"] for p in added} == set(train["question"]) - taught  # never trained on
+    added_ids = {p["id"] for p in added}
+    variants = [p for p in problems if p["id"] != p["origin_id"]]
+    assert variants and not [p for p in variants if p["origin_id"] in added_ids]
+    without, _ = heldout_problems(
+        HeldoutConfig(train_data=str(pool), validation_size=5, variants=1)
+    )
+    assert problems[: len(without)] == without
