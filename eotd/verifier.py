@@ -35,7 +35,8 @@ DEFAULT_SELECTOR = Path(__file__).resolve().parents[1] / "models" / "selector.js
 
 DEFAULT_STRATEGY = "verified"
 """How the student, the app and the evaluations choose an answer unless told otherwise (the
-selector beats the majority vote on every set: models/README.md, "Choosing the answer")."""
+selector beats the majority vote clearly on GSM8K and held-out problems, within noise elsewhere:
+models/README.md, "Choosing the answer")."""
 
 SIGNALS: dict[str, str] = {
     "share": "share of all samples that give this answer",
@@ -75,8 +76,10 @@ PHRASES: dict[str, tuple[str, str]] = {
     "redone": ("it is what the CoT's arithmetic, redone, gives", "it is the answer as stated"),
     "logprob": ("the model was surer of its text", "the model was less sure of its text"),
 }
-"""How :func:`select` says that a signal favoured (first) or held back (second) the answer."""
+"""How :func:`select` says that the answer's value of a signal is the higher (first) or the lower
+(second) of the two answers compared."""
 
+_THOUGHT_NAMES = {"cot": "the CoT", "pot": "the program", "eot": "the equations"}
 _WORD_NUMBERS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
@@ -225,6 +228,8 @@ class Selector:
                 raise ValueError(f"{name}: one value more than thresholds is needed")
             if any(b <= a for a, b in pairwise(cuts)):
                 raise ValueError(f"{name}: thresholds must ascend")
+            if not all(math.isfinite(v) for v in [*cuts, *steps, self.bias]):
+                raise ValueError(f"{name}: thresholds, values and bias must be finite numbers")
 
     def contributions(self, evidence: Evidence) -> dict[str, float]:
         """Each signal's share of the logit (0 for a signal the candidate lacks)."""
@@ -288,7 +293,7 @@ def _reasons(selector: Selector, best: Evidence, other: Evidence) -> tuple[list,
         higher = best.signals[name] > other.signals[name]
         phrase = PHRASES[name][0 if higher else 1]
         if name in THOUGHTS and higher != favours:  # a thought the selector trusts less
-            phrase += f" (the selector trusts the {name.upper()} less)"
+            phrase += f" (the selector trusts {_THOUGHT_NAMES[name]} less)"
         return phrase
 
     both = [n for n in mine if n in best.signals and n in other.signals]

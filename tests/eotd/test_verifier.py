@@ -168,3 +168,20 @@ def test_choose_runs_every_strategy_and_vote_points_to_it_for_verified() -> None
     assert choose(QUESTION, thoughts, "verified", selector=_selector({"share": 1.0})).answer == 10
     with pytest.raises(ValueError, match=r"eotd\.verifier\.choose"):
         vote({"cot": [1.0]}, strategy="verified")
+
+
+def test_a_value_on_a_threshold_takes_the_lower_step() -> None:
+    selector = Selector(["share"], [[0.5]], [[-1.0, 1.0]], 0.0)
+    (only,) = candidates(QUESTION, _thoughts("The answer is 10.", RIGHT_POT, RIGHT_EOT))
+    for share, contribution in [(0.5, -1.0), (0.51, 1.0), (0.2, -1.0)]:
+        only.signals["share"] = share
+        assert selector.contributions(only) == {"share": contribution}
+    with pytest.raises(ValueError, match="finite"):
+        Selector(["share"], [[math.nan]], [[0.0, 1.0]], 0.0)
+
+
+def test_a_thought_the_selector_trusts_less_is_named_as_such() -> None:
+    thoughts = _thoughts(COPYING_COT, RIGHT_POT, RIGHT_EOT)
+    verdict = select(QUESTION, thoughts, Selector(["cot"], [[0.5]], [[0.5, -0.5]], 0.0))
+    assert verdict.answer == 10.0
+    assert "the CoT does not back it (the selector trusts the CoT less)" in verdict.explanation
