@@ -24,7 +24,8 @@ class BoostSettings:
     learning_rate: float = 0.05  # shrinkage of each stump's leaf values
     l2: float = 1.0  # ridge penalty on a leaf's value (in the Newton step's denominator)
     min_leaf: int = 40  # fewest rows either side of a split
-    max_bins: int = 255  # split points tried per feature: between distinct values, or quantiles
+    max_bins: int = 255  # at most max_bins - 1 split points a feature: between its distinct
+    # values, or between quantiles where it has more
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.boosting import BoostSettings, fit_stumps
+from training.boosting import BoostSettings, StepModel, fit_stumps
 
 
 def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +40,18 @@ def test_no_split_leaves_fewer_rows_than_min_leaf() -> None:
     model = fit_stumps(x, y, BoostSettings(min_leaf=60))  # no split can keep 60 on each side
     assert [len(t) for t in model.thresholds] == [0, 0]
     assert model.bias == pytest.approx(np.log(y.mean() / (1 - y.mean())))
+
+
+def test_a_split_may_leave_exactly_min_leaf_rows_on_a_side() -> None:
+    x = np.arange(100.0)[:, None]
+    y = (x[:, 0] >= 60).astype(float)  # the one clean split leaves 40 rows above it
+    assert 59.5 in fit_stumps(x, y, BoostSettings(rounds=5, min_leaf=40)).thresholds[0]
+    assert 59.5 not in fit_stumps(x, y, BoostSettings(rounds=5, min_leaf=41)).thresholds[0]
+
+
+def test_a_value_on_a_threshold_takes_the_lower_step() -> None:
+    model = StepModel([np.array([0.5])], [np.array([-1.0, 1.0])], 0.0)
+    assert model.logit(np.array([[0.5], [0.500001], [0.0]])).tolist() == [-1.0, 1.0, -1.0]
 
 
 def test_missing_features_and_one_class_are_refused() -> None:
