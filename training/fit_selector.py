@@ -116,6 +116,9 @@ def fit(problems: Sequence[Problem], signals: Sequence[str], settings: BoostSett
     x, y = matrix(problems, signals)
     if not len(y) or y.min() == y.max():
         raise ValueError("the fitting problems need both right and wrong candidate answers")
+    lacking = [s for s, missing in zip(signals, np.isnan(x).any(axis=0), strict=True) if missing]
+    if lacking:
+        raise ValueError(f"some fitting candidates lack {', '.join(lacking)}; leave it out")
     model = fit_stumps(x, y, settings)
     return Selector(
         list(signals), [t.tolist() for t in model.thresholds],
@@ -250,7 +253,7 @@ def run(cfg: FitSelectorConfig) -> dict:
 def markdown(selector: Selector, tables: dict[str, dict]) -> str:
     """What each signal does in the selector, and the paired tables, as Markdown."""
     lines = ["### What each signal adds to an answer's logit (step functions)", "",
-             "| signal | steps | at its lowest | at its highest | range | what |",
+             "| signal | steps | at its lowest value | at its highest value | range | what |",
              "|---|---:|---:|---:|---:|---|"]  # fmt: skip
     for s, steps in zip(selector.signals, selector.values, strict=True):
         lines.append(f"| {s} | {len(steps) - 1} | {steps[0]:+.3f} | {steps[-1]:+.3f} | "
