@@ -5,8 +5,9 @@
 The data builder keeps a validation slice of GSM8K train out of the student's training
 (``training.datasets.train_validation``); those problems, less any that also occur in an
 evaluation set, are the held-out pool; ``--unconverted true`` adds the training problems the rule
-teacher cannot convert (``training.build_data`` drops them, so the student never trained on them
-either; no variants of these, as their annotations do not reach the gold answer). ``--variants N``
+teacher cannot convert (``training.build_data`` drops them, so a student trained on the rule
+teacher's data without augmentation, as the shipped one, never saw them; no variants of these, as
+their annotations do not reach the gold answer). ``--variants N``
 adds up to N number-changed variants of each
 (``training.augment``): new problems with their own gold answers, on which the student's thoughts
 scatter differently, so the selector sees several times as many candidates; ``--variant_seeds
@@ -77,11 +78,15 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
             seen.add(normalize_question(p["question"]))
             ids.add(p["id"])
             made.append(p)
-    dropped = []
-    if cfg.unconverted:
-        dropped = [{**p, "origin_id": p["id"]} for p in train
-                   if normalize_question(p["question"]) not in tests
-                   and isinstance(rule_targets(p), str)]  # fmt: skip
+    taught: set[str] = set()  # questions of which some copy was converted, so trained on
+    untaught: dict[str, dict[str, Any]] = {}
+    for p in train if cfg.unconverted else []:
+        question = normalize_question(p["question"])
+        if not isinstance(rule_targets(p), str):
+            taught.add(question)
+        elif question not in seen - trained:  # not a test, validation or variant question
+            untaught.setdefault(question, {**p, "origin_id": p["id"]})  # once each
+    dropped = [p for q, p in untaught.items() if q not in taught]
     counts = {
         "validation": len(validation),
         "in_evaluation_sets": len(validation) - len(kept),
