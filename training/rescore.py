@@ -7,7 +7,8 @@ Reads every ``predictions_{set}.jsonl`` that ``training.evaluate`` wrote in the 
 line holds the gold answer and every thought's text, status and answer), votes again with the
 current rules (the selector's too: programs saved without their variables run again, in the
 sandbox), and writes ``metrics.json`` and ``results.md`` like an evaluation (throughput is
-unknown there, so it is left out). With ``--logprobs true`` the student (``model`` +
+unknown there, so it is left out; the evaluation's own ``metrics.json`` is kept as
+``run_metrics.json``). With ``--logprobs true`` the student (``model`` +
 ``adapter`` on ``engine``) first reads every saved thought that has no mean log-probability
 (runs older than that field) in one teacher-forced pass, far cheaper than writing it again, and
 the predictions are written to ``output_dir`` with it (over the originals when that is the
@@ -111,6 +112,20 @@ def load_predictions(path: Path, refresh: bool = False) -> tuple[list[dict], lis
     return problems, solutions
 
 
+def keep_run_report(out: Path) -> None:
+    """Keep the evaluation's own ``metrics.json`` (engine, timings: what a rescore cannot know)
+    as ``run_metrics.json`` before a rescore's report takes its place; a rescore's is replaced."""
+    metrics, kept = out / "metrics.json", out / "run_metrics.json"
+    if not metrics.is_file() or kept.exists():
+        return
+    try:
+        rescored = "predictions" in json.loads(metrics.read_text(encoding="utf-8"))
+    except ValueError:
+        rescored = False  # unreadable: keep it rather than lose it
+    if not rescored:
+        metrics.rename(kept)
+
+
 def rescore(cfg: RescoreConfig) -> dict[str, dict]:
     """Score every predictions file in ``cfg.predictions``; write and return the results."""
     folder = Path(cfg.predictions)
@@ -127,6 +142,7 @@ def rescore(cfg: RescoreConfig) -> dict[str, dict]:
         problems, solutions = load_predictions(path, refresh=True)
         results[path.stem.removeprefix("predictions_")] = score(problems, solutions, 0.0, selector)
     save_config(cfg, out, name="rescore_config.yaml")
+    keep_run_report(out)
     label = cfg.label or folder.name
     report = {"label": label, "predictions": str(folder), "datasets": results}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

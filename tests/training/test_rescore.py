@@ -63,3 +63,13 @@ def test_rescore_names_the_bad_line(folder: Path) -> None:
 def test_a_folder_without_predictions_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no predictions_"):
         main(["--predictions", str(tmp_path)])
+
+
+def test_rescoring_in_place_keeps_the_runs_own_report(folder: Path) -> None:
+    run_report = {"label": "run", "engine": {"engine": "ct2"}, "datasets": {"toy": {"seconds": 9}}}
+    (folder / "metrics.json").write_text(json.dumps(run_report))
+    main(["--predictions", str(folder)])
+    assert json.loads((folder / "run_metrics.json").read_text()) == run_report
+    assert json.loads((folder / "metrics.json").read_text())["predictions"] == str(folder)
+    main(["--predictions", str(folder)])  # a rescore's own report is simply replaced
+    assert json.loads((folder / "run_metrics.json").read_text()) == run_report
