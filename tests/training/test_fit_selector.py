@@ -48,7 +48,7 @@ def _write(path: Path, rows: list[tuple[dict, object]]) -> Path:
     return path
 
 
-SMALL = BoostSettings(min_leaf=5)  # splits allowed on a few dozen candidates
+SMALL = BoostSettings(rounds=40, learning_rate=0.3, min_leaf=5)  # a few dozen candidates: quick
 
 
 @pytest.fixture
