@@ -80,11 +80,12 @@ def heldout_problems(cfg: HeldoutConfig) -> tuple[list[dict[str, Any]], dict[str
             made.append(p)
     taught: set[str] = set()  # questions of which some copy was converted, so trained on
     untaught: dict[str, dict[str, Any]] = {}
+    taken = tests | {normalize_question(p["question"]) for p in kept + made}
     for p in train if cfg.unconverted else []:
         question = normalize_question(p["question"])
         if not isinstance(rule_targets(p), str):
             taught.add(question)
-        elif question not in seen - trained:  # not a test, validation or variant question
+        elif question not in taken:
             untaught.setdefault(question, {**p, "origin_id": p["id"]})  # once each
     dropped = [p for q, p in untaught.items() if q not in taught]
     counts = {
