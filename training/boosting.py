@@ -62,11 +62,10 @@ def fit_stumps(x: np.ndarray, y: np.ndarray, settings: BoostSettings) -> StepMod
     n, d = x.shape
     cuts = [_split_points(x[:, j], settings.max_bins) for j in range(d)]
     bins = [np.searchsorted(c, x[:, j], side="left") for j, c in enumerate(cuts)]
-    # rows left of each split point
-    left_rows = [
-        np.cumsum(np.bincount(b, minlength=len(c) + 1))[:-1]
-        for b, c in zip(bins, cuts, strict=True)
-    ]
+    splittable = []  # the split points that leave min_leaf rows or more on each side
+    for b, c in zip(bins, cuts, strict=True):
+        left = np.cumsum(np.bincount(b, minlength=len(c) + 1))[:-1]
+        splittable.append((left >= settings.min_leaf) & (n - left >= settings.min_leaf))
     steps = [np.zeros(len(c) + 1) for c in cuts]
     bias = float(np.log(y.mean() / (1 - y.mean())))
     logit = np.full(n, bias)
@@ -77,14 +76,13 @@ def fit_stumps(x: np.ndarray, y: np.ndarray, settings: BoostSettings) -> StepMod
         g_all, h_all = g.sum(), h.sum()
         best_gain, best = 0.0, None
         for j in range(d):
-            if not len(cuts[j]):
+            if not splittable[j].any():
                 continue
             g_left = np.cumsum(np.bincount(bins[j], g, len(cuts[j]) + 1))[:-1]
             h_left = np.cumsum(np.bincount(bins[j], h, len(cuts[j]) + 1))[:-1]
             gain = (g_left**2 / (h_left + lam) + (g_all - g_left) ** 2 / (h_all - h_left + lam)
                     - g_all**2 / (h_all + lam))  # fmt: skip
-            too_small = (left_rows[j] < settings.min_leaf) | (n - left_rows[j] < settings.min_leaf)
-            gain[too_small] = -np.inf
+            gain[~splittable[j]] = -np.inf
             i = int(np.argmax(gain))
             if gain[i] > best_gain:
                 best_gain, best = gain[i], (j, i, g_left[i], h_left[i])
