@@ -228,8 +228,10 @@ class Selector:
                 raise ValueError(f"{name}: one value more than thresholds is needed")
             if any(b <= a for a, b in pairwise(cuts)):
                 raise ValueError(f"{name}: thresholds must ascend")
-            if not all(math.isfinite(v) for v in [*cuts, *steps, self.bias]):
-                raise ValueError(f"{name}: thresholds, values and bias must be finite numbers")
+            if not all(math.isfinite(v) for v in [*cuts, *steps]):
+                raise ValueError(f"{name}: thresholds and values must be finite numbers")
+        if not math.isfinite(self.bias):
+            raise ValueError("the bias must be a finite number")
 
     def contributions(self, evidence: Evidence) -> dict[str, float]:
         """Each signal's share of the logit (0 for a signal the candidate lacks)."""
