@@ -18,6 +18,7 @@ predictions folder itself: only the new field is added).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,6 +33,11 @@ from eotd.student import Solution, ThoughtResult, combine
 from eotd.verifier import load_selector
 from training.config import load_config, save_config
 from training.evaluate import markdown, score
+
+LOGPROB_MISSING = (
+    "thoughts have no log-probability (a run older than the field): the selector reads its "
+    "`logprob` signal as missing on them; `--logprobs true` scores them"
+)
 
 
 @dataclass
@@ -140,13 +146,20 @@ def rescore(cfg: RescoreConfig) -> dict[str, dict]:
     results = {}
     for path in files:
         problems, solutions = load_predictions(path, refresh=True)
-        results[path.stem.removeprefix("predictions_")] = score(problems, solutions, 0.0, selector)
+        name = path.stem.removeprefix("predictions_")
+        results[name] = score(problems, solutions, 0.0, selector)
+        missing = sum(t.mean_logprob is None for s in solutions for t in s.thoughts)
+        if missing and "logprob" in selector.signals:
+            results[name]["thoughts_without_logprob"] = missing
+            warnings.warn(f"{path.name}: {missing} {LOGPROB_MISSING}", stacklevel=2)
     save_config(cfg, out, name="rescore_config.yaml")
     keep_run_report(out)
     label = cfg.label or folder.name
     report = {"label": label, "predictions": str(folder), "datasets": results}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "results.md").write_text(markdown(label, results), encoding="utf-8")
+    notes = "".join(f"\n{name}: {n} {LOGPROB_MISSING}\n" for name, r in results.items()
+                    if (n := r.get("thoughts_without_logprob")))  # fmt: skip
+    (out / "results.md").write_text(markdown(label, results) + notes, encoding="utf-8")
     return results
 
 

@@ -73,3 +73,19 @@ def test_rescoring_in_place_keeps_the_runs_own_report(folder: Path) -> None:
     assert json.loads((folder / "metrics.json").read_text())["predictions"] == str(folder)
     main(["--predictions", str(folder)])  # a rescore's own report is simply replaced
     assert json.loads((folder / "run_metrics.json").read_text()) == run_report
+
+
+def test_thoughts_without_log_probabilities_are_flagged(folder: Path) -> None:
+    with pytest.warns(UserWarning, match="9 thoughts have no log-probability"):
+        results = rescore(RescoreConfig(predictions=str(folder)))
+    assert results["toy"]["thoughts_without_logprob"] == 9
+    assert "toy: 9 thoughts have no log-probability" in (folder / "results.md").read_text()
+    path = folder / "predictions_toy.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        for t in row["thoughts"]:
+            t["mean_logprob"] = -0.2
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = rescore(RescoreConfig(predictions=str(folder)))
+    assert "thoughts_without_logprob" not in results["toy"]
+    assert "log-probability" not in (folder / "results.md").read_text()
