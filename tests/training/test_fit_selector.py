@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from eotd.student import combine, execute
 from eotd.verifier import load_selector
@@ -151,3 +152,16 @@ def test_cross_validation_is_reported_per_fitting_file_too(held_out: Path, tmp_p
                 report_dir=str(tmp_path / "r3"),
             )
         )
+
+
+def test_every_shipped_fitting_and_reported_thought_has_a_log_probability() -> None:
+    """The shipped selector reads ``logprob``; a file without it would be scored with the signal
+    missing (``training.rescore --logprobs true`` gives it)."""
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((root / "training/configs/selector.yaml").read_text())
+    assert "logprob" in load_selector().signals
+    for name in cfg["predictions"] + cfg["report_on"]:
+        with (root / name).open(encoding="utf-8") as f:
+            lacking = sum(t.get("mean_logprob") is None for line in f
+                          for t in json.loads(line)["thoughts"])  # fmt: skip
+        assert lacking == 0, f"{name}: {lacking} thoughts without mean_logprob"
